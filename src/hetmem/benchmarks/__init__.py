@@ -1,0 +1,1 @@
+"""Benchmarks: functions that measure and return numbers; the CLI prints them."""

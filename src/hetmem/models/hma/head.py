@@ -1,0 +1,178 @@
+"""HMAHead: real memory (RMA), then synthetic memory with attention between datapoints (SMA),
+then a linear classifier, on top of any backbone's features."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from hetmem.attention import MemoryAttentionBlock
+from hetmem.memory import ClassMemorySlots, FeatureQueue
+from hetmem.models.hma.config import HMAConfig
+
+__all__ = ["HMAHead", "HMAOutput", "check_features", "check_labels"]
+
+
+class HMAOutput(NamedTuple):
+    """Intermediate rows of one HMA pass, for analysis (t-SNE, attention maps)."""
+
+    c1: Tensor  # (B, D) features joined with the 'unknown' label embedding
+    c2: Tensor  # (B, D) after the RMA read
+    c3: Tensor  # (B, D) after the SMA read (the classifier's input)
+    rma_weights: Tensor | None  # (H, B, 1 + M1): key 0 is the row itself, then the queue rows
+    sma_weights: Tensor | None  # (H, B, K): batch rows (or the row itself) then the slots
+
+
+def check_features(features: Tensor, feature_dim: int, where: str) -> None:
+    """Raises ValueError unless features is a finite (B, feature_dim) tensor with B >= 1."""
+    if features.dim() != 2 or features.shape[1] != feature_dim:
+        raise ValueError(f"{where}: features must have shape (B, {feature_dim}), got {tuple(features.shape)}")
+    if features.shape[0] == 0:
+        raise ValueError(f"{where}: features is an empty batch (B=0); expected at least one row")
+    bad = (~torch.isfinite(features)).sum().item()
+    if bad:
+        raise ValueError(f"{where}: features contain {bad} NaN or Inf values; expected finite backbone features")
+
+
+def check_labels(labels: Tensor, num_classes: int, where: str, batch_size: int | None = None) -> None:
+    """Raises ValueError unless labels is an integer (B,) tensor with values in [0, num_classes)."""
+    expected = "B" if batch_size is None else batch_size
+    if (
+        labels.dtype.is_floating_point
+        or labels.dtype == torch.bool
+        or labels.dim() != 1
+        or (batch_size is not None and labels.shape[0] != batch_size)
+    ):
+        raise ValueError(
+            f"{where}: labels must be an integer tensor of shape ({expected},), got {labels.dtype} {tuple(labels.shape)}"
+        )
+    if labels.numel() and (labels.min().item() < 0 or labels.max().item() >= num_classes):
+        raise ValueError(
+            f"{where}: labels must be in [0, {num_classes}), got values in "
+            f"[{labels.min().item()}, {labels.max().item()}]"
+        )
+
+
+class HMAHead(nn.Module):
+    """Heterogeneous Memory Augmentation on backbone features (Qiu et al., arXiv 2310.10909).
+
+    .. math::
+        C^1 = [h; e_{\\text{unknown}}], \\quad
+        C^2_i = \\mathrm{MHA}(C^1_i, [C^1_i; M_{\\text{queue}}]), \\quad
+        C^3 = \\mathrm{MHA}(C^2, [C^2; M_{\\text{syn}}]), \\quad
+        \\text{logits} = W C^3 + b
+
+    The queue holds momentum-encoder features of past batches with their *true* labels; the
+    synthetic memory holds ``slots_per_class`` learned rows per class, each joined with its
+    class's label embedding. The queue's keys and values are projected once per call and
+    shared by all B rows (the paper's formula repeats the queue B times).
+
+    The head reads its memories; it writes the queue only when asked
+    (:meth:`write_memory_`), which :class:`HMAClassifier` does after each training forward.
+
+    Args:
+        feature_dim: backbone feature width D1.
+        config: the method's hyper-parameters; ``config.variant`` picks the ablation.
+
+    Shapes:
+        - features: (B, D1), B >= 1.
+        - output: logits (B, num_classes).
+        - D = D1 + label_dim is the width of the rows the attention blocks see.
+
+    Example:
+        >>> head = HMAHead(feature_dim=16, config=HMAConfig(num_classes=3, label_dim=8, queue_size=32))
+        >>> head.write_memory_(torch.randn(4, 16), torch.tensor([0, 1, 2, 0]))
+        >>> head(torch.randn(5, 16)).shape
+        torch.Size([5, 3])
+    """
+
+    def __init__(self, feature_dim: int, config: HMAConfig) -> None:
+        super().__init__()
+        if not isinstance(feature_dim, int) or feature_dim <= 0:
+            raise ValueError(f"HMAHead: feature_dim must be a positive int, got {feature_dim!r}")
+        self.feature_dim = feature_dim
+        self.config = config
+        self.num_classes = n = config.num_classes
+        parts = config.components
+        self.queue: FeatureQueue | None = None
+        self.slots: ClassMemorySlots | None = None
+        if parts is None:  # "none": the backbone's own linear classifier
+            self.fc = nn.Linear(feature_dim, n)
+            return
+        self.dim = dim = feature_dim + config.label_dim
+        self.label_embed = nn.Embedding(n + 1, config.label_dim)  # index n: the 'unknown' class
+        block = dict(num_heads=config.num_heads, head_dim=config.head_dim, dropout=config.dropout, fused=config.fused_attention)
+        self.rma = MemoryAttentionBlock(dim, **block)
+        self.sma = MemoryAttentionBlock(dim, **block)
+        queue_width = feature_dim if config.queue_labels == "read" else dim
+        if parts.queue:
+            self.queue = FeatureQueue(queue_width, config.queue_size)
+        if parts.slots:
+            self.slots = ClassMemorySlots(
+                n, config.slots_per_class, feature_dim, init=config.slot_init, std=config.slot_init_std
+            )
+        self.fc = nn.Linear(dim, n)
+
+    # ----- memory rows -------------------------------------------------------------------
+    def queue_rows(self) -> Tensor | None:
+        """The filled queue rows as [features; label embedding], (M1, D), or None."""
+        if self.queue is None:
+            return None
+        rows, labels = self.queue.read()  # (M1, D1 or D), (M1,)
+        if self.config.queue_labels == "write":
+            return rows
+        return torch.cat([rows, self.label_embed(labels)], dim=1)  # (M1, D)
+
+    def slot_rows(self) -> Tensor | None:
+        """The synthetic memory as [slot; label embedding of its class], (n * m2, D), or None."""
+        if self.slots is None:
+            return None
+        slots, labels = self.slots()  # (S, D1), (S,)
+        return torch.cat([slots, self.label_embed(labels)], dim=1)  # (S, D)
+
+    @torch.no_grad()
+    def write_memory_(self, features: Tensor, labels: Tensor) -> None:
+        """Appends momentum-encoder ``features`` (N, D1) with their true ``labels`` (N,) to the queue."""
+        if self.queue is None:
+            return
+        if self.config.validate_inputs:
+            check_features(features, self.feature_dim, "HMAHead.write_memory_")
+            check_labels(labels, self.num_classes, "HMAHead.write_memory_", features.shape[0])
+        if self.config.queue_labels == "write":
+            features = torch.cat([features, self.label_embed(labels)], dim=1)  # (N, D)
+        self.queue.write_(features, labels)
+
+    # ----- forward -----------------------------------------------------------------------
+    def context(self) -> str:
+        """The SMA context in the current mode ('single' whenever the variant has no ABD)."""
+        parts = self.config.components
+        if parts is None or not parts.batch:
+            return "single"
+        return self.config.train_context if self.training else self.config.eval_context
+
+    def augment(self, features: Tensor, *, need_weights: bool = False) -> HMAOutput:
+        """Runs C1 -> RMA -> SMA and returns every intermediate (see :class:`HMAOutput`)."""
+        if self.config.components is None:
+            raise ValueError("HMAHead.augment: variant 'none' has no memory to read")
+        if self.config.validate_inputs:
+            check_features(features, self.feature_dim, "HMAHead")
+        B = features.shape[0]
+        unknown = self.label_embed.weight[self.num_classes].expand(B, -1)  # (B, D2)
+        c1 = torch.cat([features, unknown], dim=1)  # (B, D)
+        c2 = self.rma(c1, self.queue_rows(), context="single", need_weights=need_weights)
+        c2, rma_w = c2 if need_weights else (c2, None)
+        c3 = self.sma(c2, self.slot_rows(), context=self.context(), need_weights=need_weights)
+        c3, sma_w = c3 if need_weights else (c3, None)
+        return HMAOutput(c1, c2, c3, rma_w, sma_w)
+
+    def forward(self, features: Tensor) -> Tensor:
+        if self.config.components is None:
+            if self.config.validate_inputs:
+                check_features(features, self.feature_dim, "HMAHead")
+            return self.fc(features)
+        return self.fc(self.augment(features).c3)  # (B, num_classes)
+
+    def extra_repr(self) -> str:
+        return f"feature_dim={self.feature_dim}, num_classes={self.num_classes}, variant={self.config.variant!r}"
