@@ -1,0 +1,11 @@
+"""Backbones: feature extractors with ``forward_features(x) -> (B, feature_dim)``, from a registry.
+
+Importing this package registers every backbone; graph backbones import torch_geometric only
+when built.
+"""
+
+from hetmem.backbones import cnn, gnn, mlp, resnet, vit  # noqa: F401  (registration)
+from hetmem.backbones.registry import compatible_backbones, create_backbone, list_backbones, register_backbone
+from hetmem.backbones.spec import InputSpec
+
+__all__ = ["InputSpec", "compatible_backbones", "create_backbone", "list_backbones", "register_backbone"]
