@@ -1,6 +1,13 @@
 import pytest
 import torch
 from torch import nn
+from torch.utils.data import TensorDataset
+
+from hetmem.backbones import InputSpec, register_backbone
+from hetmem.backbones.registry import _REGISTRY as BACKBONES
+from hetmem.data import TaskData, register_task
+from hetmem.data.task import _REGISTRY as TASKS
+from hetmem.data.task import subsample_per_class
 
 
 class TinyBackbone(nn.Module):
@@ -24,3 +31,51 @@ def tiny_backbone() -> TinyBackbone:
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
+
+
+# ----- a tiny registered task and backbone: runner and CLI tests take seconds ---------------
+
+
+
+def _blobs(n: int, seed: int) -> TensorDataset:
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % 3
+    centers = torch.tensor([[2.0, 0, 0, 0, 0, 0], [0, 2.0, 0, 0, 0, 0], [0, 0, 2.0, 0, 0, 0]])
+    x = centers[y] + torch.randn(n, 6, generator=g)
+    return TensorDataset(x, y)
+
+
+if "_toy" not in TASKS:
+
+    @register_task("_toy", offline=True)
+    def load_toy(*, root, seed, per_class, n_train: int = 96, two_tests: bool = False, corrupt: str = "none") -> TaskData:
+        """Three Gaussian blobs in 6 dimensions (runner tests only); ``corrupt`` breaks the
+        training split on purpose: "label" (a label 3 in a 3-class task), "nan", "empty"."""
+        tests = {"test": _blobs(60, 2)}
+        if two_tests:
+            tests["shifted"] = TensorDataset(_blobs(60, 3).tensors[0] + 0.5, _blobs(60, 3).tensors[1])
+        train = _blobs(n_train, 0)
+        if corrupt == "label":
+            train.tensors[1][5] = 3
+        elif corrupt == "nan":
+            train.tensors[0][7, 2] = float("nan")
+        elif corrupt == "empty":
+            train = TensorDataset(train.tensors[0][:0], train.tensors[1][:0])
+        return TaskData("_toy", 3, InputSpec.vector(6), subsample_per_class(train, per_class, seed), _blobs(48, 1), tests)
+
+
+if "_toy_mlp" not in BACKBONES:
+
+    @register_backbone("_toy_mlp", kinds=("vector",))
+    def toy_mlp(spec: InputSpec, *, hidden_dim: int = 16, dropout: float = 0.1) -> nn.Module:
+        """A one-hidden-layer MLP with dropout (runner tests only)."""
+        net = nn.Sequential(nn.Linear(spec.numel, hidden_dim), nn.ReLU(), nn.Dropout(dropout))
+        net.feature_dim = hidden_dim
+        net.forward_features = net.forward
+        return net
+
+
+@pytest.fixture
+def toy_layer():
+    return {"task": "_toy", "backbone": "_toy_mlp", "epochs": 2, "batch_size": 16, "progress": False,
+            "hma": {"queue_size": 32, "slots_per_class": 2, "label_dim": 8}}

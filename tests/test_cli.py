@@ -23,3 +23,69 @@ def test_unknown_command_exits_2():
     with pytest.raises(SystemExit) as exc:
         main(["frobnicate"])
     assert exc.value.code == 2
+
+
+TOY = ["train", "--task", "_toy", "--backbone", "_toy_mlp", "--epochs", "1", "--batch-size", "16",
+       "--set", "progress=false", "--set", "hma.queue_size=32", "--set", "hma.label_dim=8"]
+
+
+def one_error_line(capsys):
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("hetmem: error: "), err
+    return err
+
+
+def test_train_prints_the_summary_table(tmp_path, capsys):
+    assert main([*TOY, "--seeds", "0,1", "--out", str(tmp_path / "r")]) == 0
+    out = capsys.readouterr().out
+    assert "val accuracy" in out and "+-" in out and str(tmp_path / "r") in out
+
+
+@pytest.mark.parametrize("extra, match", [
+    (["--set", "epoch=3"], "unknown config field 'epoch'"),
+    (["--set", "optim.lr=fast"], "config field 'optim.lr'"),
+    (["--task", "nope"], "unknown task 'nope'"),
+    (["--backbone", "nope"], "unknown backbone 'nope'"),
+    (["--variant", "nope"], "variant must be one of"),
+    (["--set", "task_options.corrupt=label"], r"labels must be in \[0, 3\)"),
+    (["--set", "task_options.corrupt=nan"], "NaN or Inf"),
+    (["--set", "hma.queue_size=-1"], "queue_size"),
+])
+def test_train_bad_input_is_one_line_and_exit_2(tmp_path, capsys, extra, match):
+    assert main([*TOY, *extra, "--out", str(tmp_path / "r")]) == 2
+    assert __import__("re").search(match, one_error_line(capsys))
+    assert not (tmp_path / "r").exists()
+
+
+def test_train_refuses_to_overwrite_an_earlier_run(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main([*TOY, "--out", str(out)]) == 0
+    before = (out / "seed-0" / "metrics.json").read_bytes()
+    assert main([*TOY, "--out", str(out)]) == 2
+    assert "already holds a run" in one_error_line(capsys)
+    assert (out / "seed-0" / "metrics.json").read_bytes() == before
+
+
+def test_train_missing_config_file_and_bad_yaml(tmp_path, capsys):
+    assert main([*TOY, "--config", str(tmp_path / "none.yaml")]) == 2
+    assert "does not exist" in one_error_line(capsys)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("epochs: [1\n")
+    assert main([*TOY, "--config", str(bad)]) == 2
+    assert "not valid YAML" in one_error_line(capsys)
+
+
+def test_bad_seeds_flag_exits_2(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([*TOY, "--seeds", "a,b"])
+    assert exc.value.code == 2
+
+
+def test_evaluate_json_and_bad_checkpoint(tmp_path, capsys):
+    assert main([*TOY, "--out", str(tmp_path / "r")]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", "--checkpoint", str(tmp_path / "r"), "--eval-context", "single", "--json"]) == 0
+    assert set(json.loads(capsys.readouterr().out)) == {"val", "test"}
+    (tmp_path / "junk.ckpt").write_bytes(b"junk")
+    assert main(["evaluate", "--checkpoint", str(tmp_path / "junk.ckpt")]) == 2
+    assert "corrupt or truncated" in one_error_line(capsys)

@@ -42,7 +42,9 @@ def memory_attention(
     by sqrt(model width) instead).
 
     Args:
-        q, k, v: per-row query, key and value, each (B, H, hd).
+        q: per-row queries (B, H, hd).
+        k, v: per-row keys and values, each (B, H, hd); in the ``"batch"`` context they may
+            come from B' other rows (e.g. the batch of every process), each (B', H, hd).
         k_mem, v_mem: memory keys and values shared by all rows, each (H, M, hd); M may be 0.
         context: ``"single"`` or ``"batch"``, see the module docstring.
         dropout_p: dropout on the attention weights (pass 0.0 in eval mode).
@@ -52,19 +54,19 @@ def memory_attention(
     Returns:
         ``(out, weights)``: out (B, H, hd); weights (H, B, K) or None, where the K keys are
         ``[self, memory...]`` (K = 1 + M) for ``"single"`` and ``[batch..., memory...]``
-        (K = B + M) for ``"batch"``.
+        (K = B' + M) for ``"batch"``.
     """
     if context not in ("single", "batch"):
         raise ValueError(f"memory_attention: context must be 'single' or 'batch', got {context!r}")
     B, H, hd = q.shape
     if context == "batch":
         q_h = q.transpose(0, 1)  # (H, B, hd)
-        keys = torch.cat([k.transpose(0, 1), k_mem], dim=1)  # (H, B + M, hd)
-        values = torch.cat([v.transpose(0, 1), v_mem], dim=1)  # (H, B + M, hd)
+        keys = torch.cat([k.transpose(0, 1), k_mem], dim=1)  # (H, B' + M, hd)
+        values = torch.cat([v.transpose(0, 1), v_mem], dim=1)  # (H, B' + M, hd)
         if fused and not need_weights:
             out = F.scaled_dot_product_attention(q_h, keys, values, dropout_p=dropout_p)  # (H, B, hd)
             return out.transpose(0, 1), None
-        weights = torch.softmax(q_h @ keys.transpose(1, 2) * hd**-0.5, dim=-1)  # (H, B, B + M)
+        weights = torch.softmax(q_h @ keys.transpose(1, 2) * hd**-0.5, dim=-1)  # (H, B, B' + M)
         out = F.dropout(weights, dropout_p) @ values  # (H, B, hd)
         return out.transpose(0, 1), (weights if need_weights else None)
 

@@ -27,7 +27,9 @@ def register_backbone(name: str, *, kinds: tuple[InputKind, ...]) -> Callable:
     """Decorator adding ``factory(spec: InputSpec, **kwargs)`` to the registry under ``name``."""
 
     def wrap(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        if name in _REGISTRY:
+        old = _REGISTRY.get(name)
+        same = old is not None and (old.factory.__module__, old.factory.__qualname__) == (factory.__module__, factory.__qualname__)
+        if old is not None and not same:  # the same function again is a module re-import: replace it
             raise ValueError(f"register_backbone: {name!r} is already registered")
         doc = (factory.__doc__ or "").strip().split("\n")[0]
         _REGISTRY[name] = BackboneEntry(name, factory, kinds, doc)

@@ -49,6 +49,7 @@ class HMAConfig:
     slot_init_std: float = 0.02  # std of the normal slot init
     train_context: str = "batch"  # SMA in training: batch (the paper: attend over the batch) | single
     eval_context: str = "batch"  # SMA in eval: batch (the paper) | single (predictions independent of the batch)
+    global_batch: bool = False  # under torch.distributed: SMA's batch context is the batch gathered from all ranks
     queue_labels: str = "read"  # read: embed queue labels with the current embedder | write: store the embedding at write time (paper-literal)
     fused_attention: bool = True  # scaled_dot_product_attention where it applies
     validate_inputs: bool = True  # check shapes, labels and finiteness on every call (one host sync)

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from hetmem.attention import MemoryAttentionBlock
+from hetmem.distributed import all_gather_with_grad, concat_all_gather, is_distributed
 from hetmem.memory import ClassMemorySlots, FeatureQueue
 from hetmem.models.hma.config import HMAConfig
 
@@ -163,7 +164,12 @@ class HMAHead(nn.Module):
         c1 = torch.cat([features, unknown], dim=1)  # (B, D)
         c2 = self.rma(c1, self.queue_rows(), context="single", need_weights=need_weights)
         c2, rma_w = c2 if need_weights else (c2, None)
-        c3 = self.sma(c2, self.slot_rows(), context=self.context(), need_weights=need_weights)
+        context = self.context()
+        batch_rows = None
+        if context == "batch" and self.config.global_batch and is_distributed():
+            # keys over every process's rows; in training the gradient flows back to each rank
+            batch_rows = all_gather_with_grad(c2) if self.training else concat_all_gather(c2)
+        c3 = self.sma(c2, self.slot_rows(), context=context, need_weights=need_weights, batch_rows=batch_rows)
         c3, sma_w = c3 if need_weights else (c3, None)
         return HMAOutput(c1, c2, c3, rma_w, sma_w)
 

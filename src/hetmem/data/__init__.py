@@ -1,0 +1,32 @@
+"""Tasks: real data sets as TaskData (splits, class count, input spec, metric), from a registry.
+
+Importing this package registers every task; heavy dependencies (scikit-learn, mlxtend,
+torch_geometric, ogb, rdkit) are imported only when a task is loaded.
+"""
+
+from hetmem.data import cifar, images, molecules, ogb, tabular, tu  # noqa: F401  (registration)
+from hetmem.data.task import (
+    DataError,
+    TaskData,
+    dataset_labels,
+    default_root,
+    list_tasks,
+    load_task,
+    register_task,
+    subsample_per_class,
+    task_options,
+    validate_task,
+)
+
+__all__ = [
+    "DataError",
+    "TaskData",
+    "dataset_labels",
+    "default_root",
+    "list_tasks",
+    "load_task",
+    "register_task",
+    "subsample_per_class",
+    "task_options",
+    "validate_task",
+]

@@ -1,0 +1,217 @@
+"""The run configuration: YAML file + command-line overrides + per-task defaults, validated once.
+
+Precedence (later wins): built-in defaults < the task's defaults (``TASK_DEFAULTS``, the
+paper's sources scaled to 2 CPU cores) < the YAML file < command-line flags and ``--set``.
+Every field is checked by pydantic; an unknown or ill-typed field is one :class:`ConfigError`
+naming it.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import inspect
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from hetmem.errors import ConfigError
+from hetmem.train.defaults import TASK_DEFAULTS
+
+__all__ = ["OptimConfig", "TrainConfig", "resolve_config", "load_yaml", "parse_overrides", "config_from_checkpoint"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class OptimConfig(_Strict):
+    name: Literal["adam", "adamw", "sgd"] = "adam"
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    momentum: float = Field(0.9, ge=0, lt=1)  # SGD only
+    scheduler: Literal["none", "cosine", "step"] = "none"
+    step_size: int = Field(30, gt=0)  # epochs between decays, scheduler "step"
+    gamma: float = Field(0.1, gt=0, le=1)  # decay factor, scheduler "step"
+    warmup_epochs: int = Field(0, ge=0)  # linear warm-up before the schedule
+    grad_clip: float | None = Field(None, gt=0)  # clip the global gradient norm
+
+
+class TrainConfig(_Strict):
+    """One training job: a task, a backbone, an HMA variant, and how to train them."""
+
+    task: str  # a registered task (hetmem.data.list_tasks())
+    backbone: str  # a registered backbone (hetmem.backbones.list_backbones())
+    variant: str = "hma"  # none | param | rma | abd | abd+rma | abd+syn | hma
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    epochs: int = Field(10, gt=0)
+    batch_size: int = Field(64, gt=0)
+    eval_batch_size: int | None = Field(None, gt=0)  # default: batch_size (SMA attends over eval batches)
+    per_class: int | None = Field(None, gt=0)  # keep this many training samples per class
+    task_options: dict[str, Any] = Field(default_factory=dict)  # the task loader's keyword options
+    backbone_options: dict[str, Any] = Field(default_factory=dict)  # the backbone factory's keyword options
+    hma: dict[str, Any] = Field(default_factory=dict)  # HMAConfig fields other than num_classes and variant
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    checkpoint_every_n_steps: int | None = Field(None, gt=0)  # also save last.ckpt mid-epoch
+    early_stopping_patience: int | None = Field(None, gt=0)  # epochs without a better val metric
+    devices: int = Field(1, gt=0)  # processes (CPU) or GPUs; >1 runs torch.distributed (DDP)
+    accelerator: Literal["auto", "cpu", "gpu", "cuda"] = "auto"
+    data_root: str | None = None  # where download-only data sets live (default $HETMEM_DATA or ./data)
+    progress: bool = True  # progress bar when attached to a terminal
+
+    @field_validator("seeds")
+    @classmethod
+    def _unique_seeds(cls, seeds: list[int]) -> list[int]:
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds must be distinct, got {seeds}")
+        return seeds
+
+    def hma_config(self, num_classes: int):
+        """The HMAConfig of this run."""
+        from hetmem.models.hma import HMAConfig
+
+        return HMAConfig(num_classes=num_classes, variant=self.variant, **self.hma)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+# ----- validation helpers -----------------------------------------------------------------
+def _format_error(err: ValidationError) -> str:
+    first = err.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "config"
+    if first["type"] == "extra_forbidden":
+        return f"unknown config field {where!r}"
+    if first["type"] == "missing":
+        return f"config field {where!r} is required"
+    value = first.get("input")
+    return f"config field {where!r}: {first['msg']} (got {value!r})"
+
+
+def _check_hma(cfg: TrainConfig) -> None:
+    from hetmem.models.hma import HMAConfig
+
+    allowed = {f.name for f in dataclasses.fields(HMAConfig)} - {"num_classes", "variant"}
+    unknown = sorted(set(cfg.hma) - allowed)
+    if unknown:
+        raise ConfigError(f"unknown config field 'hma.{unknown[0]}'; HMA fields are {sorted(allowed)}")
+    try:
+        cfg.hma_config(num_classes=2)
+    except (ValueError, TypeError) as err:
+        raise ConfigError(str(err).replace("HMAConfig: ", "config field 'hma' or 'variant': ")) from None
+
+
+def _check_backbone(cfg: TrainConfig) -> None:
+    from hetmem.backbones import list_backbones
+    from hetmem.backbones.registry import _REGISTRY
+
+    if cfg.backbone not in _REGISTRY:
+        raise ConfigError(f"unknown backbone {cfg.backbone!r}; expected one of {list_backbones()}")
+    params = inspect.signature(_REGISTRY[cfg.backbone].factory).parameters
+    if not any(p.kind == p.VAR_KEYWORD for p in params.values()):
+        allowed = sorted(k for k, p in params.items() if p.kind == p.KEYWORD_ONLY or (k != "spec" and p.default is not p.empty))
+        unknown = sorted(set(cfg.backbone_options) - set(allowed))
+        if unknown:
+            raise ConfigError(
+                f"unknown config field 'backbone_options.{unknown[0]}' for backbone {cfg.backbone!r}; its options are {allowed}"
+            )
+
+
+def _check_task(cfg: TrainConfig) -> None:
+    from hetmem.data import task_options
+
+    allowed = task_options(cfg.task)
+    unknown = sorted(set(cfg.task_options) - set(allowed))
+    if unknown:
+        raise ConfigError(f"unknown config field 'task_options.{unknown[0]}' for task {cfg.task!r}; its options are {sorted(allowed)}")
+
+
+def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Reads a YAML config file into a dict; ConfigError for a missing file or bad YAML."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"config file {str(path)!r} is not valid YAML{where}: {getattr(err, 'problem', err)}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {str(path)!r} must hold a mapping of fields, got {type(data).__name__}")
+    return data
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``["optim.lr=0.01", "hma.queue_size=256"]`` -> nested dict; values parsed as YAML scalars."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set expects KEY=VALUE (e.g. optim.lr=0.01), got {item!r}")
+        try:
+            value = yaml.safe_load(raw) if raw else ""
+        except yaml.YAMLError:
+            value = raw
+        node = out
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {key}: {part!r} is not a group of fields")
+        node[parts[-1]] = value
+    return out
+
+
+def resolve_config(*layers: dict[str, Any]) -> TrainConfig:
+    """Merges ``layers`` (later wins) over the task's defaults and validates the result.
+
+    Raises:
+        ConfigError: an unknown, missing or ill-typed field, an unknown task, backbone,
+            variant, task option, backbone option or HMA field.
+    """
+    user: dict[str, Any] = {}
+    for layer in layers:
+        user = _merge(user, layer)
+    task = user.get("task")
+    if not task:
+        raise ConfigError("config field 'task' is required (e.g. --task digits)")
+    if not isinstance(task, str):
+        raise ConfigError(f"config field 'task' must be a string, got {task!r}")
+    from hetmem.data.task import task_entry
+
+    task_entry(task)  # an unknown task is named before anything else
+    defaults = TASK_DEFAULTS.get(task, {})
+    backbone = user.get("backbone", defaults.get("backbone"))
+    per_backbone = defaults.get("per_backbone", {}).get(backbone, {}) if isinstance(backbone, str) else {}
+    base = {k: v for k, v in defaults.items() if k != "per_backbone"}
+    merged = _merge(_merge(base, per_backbone), user)
+    try:
+        cfg = TrainConfig(**merged)
+    except ValidationError as err:
+        raise ConfigError(_format_error(err)) from None
+    _check_task(cfg)
+    _check_backbone(cfg)
+    _check_hma(cfg)
+    return cfg
+
+
+def config_from_checkpoint(data: dict[str, Any]) -> TrainConfig:
+    try:
+        return TrainConfig(**data)
+    except ValidationError as err:
+        raise ConfigError(f"the checkpoint's config is invalid: {_format_error(err)}") from None

@@ -1,0 +1,283 @@
+"""``train`` and ``evaluate``: library functions behind ``hetmem train`` / ``hetmem evaluate``.
+
+A run directory holds one configuration trained with one or more seeds::
+
+    OUT/config.yaml                 the resolved configuration
+    OUT/seed-<s>/metrics.json       final metrics of that seed (best validation checkpoint)
+    OUT/seed-<s>/checkpoints/       best.ckpt (model selection) and last.ckpt (resume)
+    OUT/seed-<s>/logs/metrics.csv   per-epoch curves (Lightning CSVLogger)
+    OUT/summary.json                mean and std over seeds
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import statistics
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hetmem.errors import CheckpointError, ConfigError, RunExistsError
+from hetmem.train.config import TrainConfig, config_from_checkpoint
+
+__all__ = ["SeedResult", "RunResult", "build_model", "train", "evaluate", "summarize", "default_out_dir"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SeedResult:
+    seed: int
+    metrics: dict[str, dict[str, float]]  # split ("val", test names, "test_mean") -> metric -> value
+    best_epoch: int | None
+    wall_s: float
+    seed_dir: str
+
+
+@dataclass
+class RunResult:
+    config: TrainConfig
+    out_dir: Path
+    seeds: list[SeedResult] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def default_out_dir(cfg: TrainConfig) -> Path:
+    return Path("runs") / cfg.task / f"{cfg.backbone}-{cfg.variant}"
+
+
+def build_model(cfg: TrainConfig, task: Any):
+    """The HMAClassifier of ``cfg`` for ``task`` (backbone from the registry + HMA head)."""
+    from hetmem.backbones import create_backbone
+    from hetmem.models.hma import HMAClassifier
+
+    try:
+        backbone = create_backbone(cfg.backbone, task.input_spec, **cfg.backbone_options)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"backbone {cfg.backbone!r}: {err}") from None
+    return HMAClassifier(backbone, cfg.hma_config(task.num_classes))
+
+
+def _load_task(cfg: TrainConfig, seed: int, data_root: str | None = None):
+    from hetmem.data import load_task
+
+    return load_task(cfg.task, root=data_root or cfg.data_root, seed=seed, per_class=cfg.per_class, **cfg.task_options)
+
+
+def _with_test_mean(results: dict[str, dict[str, float]], test_names: list[str]) -> dict[str, dict[str, float]]:
+    """Adds "test_mean": the mean of every metric over the test splits, when there are several."""
+    if len(test_names) > 1:
+        keys = results[test_names[0]].keys()
+        results["test_mean"] = {k: statistics.fmean(results[n][k] for n in test_names) for k in keys}
+    return results
+
+
+def _trainer(cfg: TrainConfig, seed_dir: Path | None, callbacks: list, *, fit: bool):
+    import lightning.pytorch as pl
+    from lightning.pytorch.loggers import CSVLogger
+
+    from hetmem.train.checkpoint import AtomicCheckpointIO
+
+    progress = cfg.progress and fit and sys.stderr.isatty()
+    if progress:
+        from lightning.pytorch.callbacks import RichProgressBar
+
+        callbacks = [*callbacks, RichProgressBar(leave=False)]
+    # Several processes: spawned by Lightning (gloo on CPU, NCCL on GPUs). Its other launcher
+    # re-executes the command line once per rank, which would re-run the CLI's run-directory
+    # logic in every process; spawning keeps one parent that owns the directory.
+    devices = cfg.devices if fit else 1
+    strategy = "ddp_spawn" if devices > 1 else "auto"
+    return pl.Trainer(
+        max_epochs=cfg.epochs,
+        accelerator="gpu" if cfg.accelerator == "cuda" else cfg.accelerator,
+        devices=devices,
+        strategy=strategy,
+        callbacks=callbacks,
+        logger=CSVLogger(str(seed_dir), name="logs", version="") if (fit and seed_dir) else False,
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        enable_checkpointing=fit,
+        plugins=[AtomicCheckpointIO()],
+        gradient_clip_val=cfg.optim.grad_clip,
+        num_sanity_val_steps=0,
+        log_every_n_steps=1,
+        default_root_dir=str(seed_dir) if seed_dir else None,
+    )
+
+
+def _quiet_lightning() -> None:
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning.pytorch.utilities.rank_zero"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*dataloader is not resumable.*")
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode.*")  # the momentum encoder, on purpose
+
+
+def _train_seed(cfg: TrainConfig, seed: int, seed_dir: Path) -> SeedResult:
+    import lightning.pytorch as pl
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+
+    from hetmem.train.checkpoint import read_checkpoint
+    from hetmem.train.module import ClassifierModule
+
+    start = time.perf_counter()
+    pl.seed_everything(seed, workers=True, verbose=False)
+    task = _load_task(cfg, seed)
+    module = ClassifierModule(build_model(cfg, task), cfg, task, seed)
+    metric = f"val/{task.metric}"
+    ckpt_dir = seed_dir / "checkpoints"
+    best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=metric, mode="max", save_top_k=1, enable_version_counter=False)
+    last = ModelCheckpoint(
+        dirpath=ckpt_dir,
+        filename="last",
+        save_top_k=0,
+        save_last=True,
+        every_n_train_steps=cfg.checkpoint_every_n_steps or 0,
+        enable_version_counter=False,
+    )
+    callbacks: list = [best, last]
+    if cfg.early_stopping_patience:
+        callbacks.append(EarlyStopping(monitor=metric, mode="max", patience=cfg.early_stopping_patience))
+    trainer = _trainer(cfg, seed_dir, callbacks, fit=True)
+    resume_from = ckpt_dir / "last.ckpt"
+    trainer.fit(module, ckpt_path=str(resume_from) if resume_from.is_file() else None)
+
+    best_path = Path(best.best_model_path) if best.best_model_path else resume_from
+    state = read_checkpoint(best_path)
+    module.model.load_state_dict({k.removeprefix("model."): v for k, v in state["state_dict"].items()})
+    module.results.clear()
+    evaluator = _trainer(cfg, None, [], fit=False)
+    evaluator.validate(module, verbose=False)
+    evaluator.test(module, verbose=False)
+    metrics = _with_test_mean(dict(module.results), module.test_names)
+    result = SeedResult(seed, metrics, state.get("epoch"), time.perf_counter() - start, str(seed_dir))
+    (seed_dir / "metrics.json").write_text(json.dumps(result.__dict__, indent=2))
+    return result
+
+
+def summarize(results: list[SeedResult]) -> dict[str, dict[str, dict[str, float]]]:
+    """split -> metric -> {"mean", "std", "n"} over seeds (std is 0.0 for a single seed)."""
+    summary: dict[str, dict[str, dict[str, float]]] = {}
+    for split in results[0].metrics:
+        summary[split] = {}
+        for metric in results[0].metrics[split]:
+            values = [r.metrics[split][metric] for r in results]
+            summary[split][metric] = {
+                "mean": statistics.fmean(values),
+                "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+                "n": len(values),
+            }
+    return summary
+
+
+def _prepare_out_dir(out: Path, cfg: TrainConfig, *, overwrite: bool, resume: bool) -> None:
+    config_file = out / "config.yaml"
+    if out.exists() and any(out.iterdir()):
+        if resume:
+            if not config_file.is_file():
+                raise RunExistsError(f"{out} is not a hetmem run directory (no config.yaml); cannot resume it")
+            saved = yaml.safe_load(config_file.read_text())
+            mine = cfg.to_dict()
+            differs = sorted(k for k in set(saved) | set(mine) if k != "seeds" and saved.get(k) != mine.get(k))
+            if differs:
+                raise RunExistsError(f"cannot resume {out}: its config differs in {differs[0]!r}; use another --out")
+            return
+        if not overwrite:
+            raise RunExistsError(f"{out} already holds a run; pass --overwrite to replace it or --resume to continue it")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    config_file.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+
+
+def train(cfg: TrainConfig, out: str | Path | None = None, *, overwrite: bool = False, resume: bool = False) -> RunResult:
+    """Trains ``cfg`` once per seed and returns per-seed metrics and their summary.
+
+    The task and model are built (and every input error raised) before anything is written.
+    With ``resume``, seeds that finished are read back and an interrupted seed continues from
+    its ``last.ckpt``; otherwise an existing run directory is refused unless ``overwrite``.
+
+    Raises:
+        ConfigError, DataNotFoundError, DataError: bad input (nothing is written).
+        RunExistsError: ``out`` holds an earlier run.
+    """
+    _quiet_lightning()
+    out = Path(out) if out is not None else default_out_dir(cfg)
+    build_model(cfg, _load_task(cfg, cfg.seeds[0]))  # every input error surfaces here, before any write
+    _prepare_out_dir(out, cfg, overwrite=overwrite, resume=resume)
+    result = RunResult(cfg, out)
+    for seed in cfg.seeds:
+        seed_dir = out / f"seed-{seed}"
+        done = seed_dir / "metrics.json"
+        if resume and done.is_file():
+            result.seeds.append(SeedResult(**json.loads(done.read_text())))
+            log.info("seed %d: finished earlier, read back from %s", seed, done)
+            continue
+        log.info("seed %d: training %s / %s / %s", seed, cfg.task, cfg.backbone, cfg.variant)
+        result.seeds.append(_train_seed(cfg, seed, seed_dir))
+    result.summary = summarize(result.seeds)
+    (out / "summary.json").write_text(json.dumps({"config": cfg.to_dict(), "summary": result.summary}, indent=2))
+    return result
+
+
+def evaluate(
+    checkpoint: str | Path,
+    *,
+    eval_context: str | None = None,
+    eval_batch_size: int | None = None,
+    data_root: str | None = None,
+) -> dict[str, dict[str, float]]:
+    """Re-scores a saved model on its task's validation and test splits.
+
+    Args:
+        checkpoint: a ``.ckpt`` written by :func:`train`, or a run/seed directory (its
+            ``best.ckpt`` is used).
+        eval_context: override HMA's ``eval_context`` ("batch" or "single").
+        eval_batch_size: override the evaluation batch size (SMA's batch context sees it).
+        data_root: where download-only data sets live.
+
+    Returns:
+        split -> metric -> value.
+    """
+    from hetmem.train.checkpoint import check_compatible, read_checkpoint
+    from hetmem.train.module import ClassifierModule
+
+    _quiet_lightning()
+    path = Path(checkpoint)
+    if path.is_dir():
+        candidates = sorted(path.glob("**/checkpoints/best.ckpt"))
+        if not candidates:
+            raise CheckpointError(f"no checkpoints/best.ckpt under {str(path)!r}")
+        path = candidates[0]
+    state = read_checkpoint(path)
+    meta = state.get("hetmem")
+    if not isinstance(meta, dict) or "config" not in meta:
+        raise CheckpointError(f"checkpoint {str(path)!r} has no hetmem metadata; it was not written by hetmem train")
+    data = dict(meta["config"])
+    if eval_context is not None:
+        data["hma"] = {**data.get("hma", {}), "eval_context": eval_context}
+    if eval_batch_size is not None:
+        data["eval_batch_size"] = eval_batch_size
+    data["devices"] = 1
+    cfg = config_from_checkpoint(data)
+    cfg.hma_config(2)  # validates the overrides
+    task = _load_task(cfg, meta.get("seed", 0), data_root)
+    model = build_model(cfg, task)
+    check_compatible(state, num_classes=task.num_classes, feature_dim=model.head.feature_dim, variant=cfg.variant, path=str(path))
+    try:
+        model.load_state_dict({k.removeprefix("model."): v for k, v in state["state_dict"].items()})
+    except RuntimeError as err:
+        raise CheckpointError(f"checkpoint {str(path)!r} does not fit this model: {str(err).splitlines()[1].strip()}") from None
+    module = ClassifierModule(model, cfg, task, meta.get("seed", 0))
+    trainer = _trainer(cfg, None, [], fit=False)
+    trainer.validate(module, verbose=False)
+    trainer.test(module, verbose=False)
+    return _with_test_mean(dict(module.results), module.test_names)
