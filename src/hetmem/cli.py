@@ -171,8 +171,60 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_demo)
 
 
+# ----- experiment / report ------------------------------------------------------------------
+def _experiment(args: argparse.Namespace) -> int:
+    from hetmem.experiments import EXPERIMENTS, run_experiment
+
+    if args.list or not args.names:
+        for exp in EXPERIMENTS.values():
+            print(f"{exp.name:15s} {exp.title}\n{'':15s} scale: {exp.scale}")
+        return 0
+    for name in args.names:
+        run = run_experiment(name, seeds=args.seeds, store=args.store, work_dir=args.work_dir, tiny=args.tiny)
+        print(f"{name}: {len(run.added)} runs added, {run.skipped} already in the store")
+    return 0
+
+
+def _add_experiment(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("experiment", help="run named experiment grids into the results store (resumable)")
+    p.add_argument("names", nargs="*", help="experiment names (see --list)")
+    p.add_argument("--list", action="store_true", help="list the experiments and their CPU scale")
+    p.add_argument("--seeds", type=_seeds, help="override the experiment's seeds")
+    p.add_argument("--store", help="results file (default results/store.jsonl)")
+    p.add_argument("--work-dir", help="run directories (default results/runs)")
+    p.add_argument("--tiny", action="store_true", help="two cells, one epoch: checks the pipeline, not a result")
+    p.set_defaults(func=_experiment)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from hetmem.experiments import DEFAULT_STORE, build_report
+
+    store = Path(args.store or DEFAULT_STORE)
+    if not store.is_file():
+        raise ValueError(f"results store {str(store)!r} does not exist; run hetmem experiment NAME first")
+    build_report(store, args.out, args.figures, include_tiny=args.include_tiny)
+    print(f"wrote {args.out} and figures in {args.figures}/")
+    return 0
+
+
+def _add_report(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="render RESULTS.md and docs/figures from the results store")
+    p.add_argument("--store", help="results file (default results/store.jsonl)")
+    p.add_argument("--out", default="RESULTS.md")
+    p.add_argument("--figures", default="docs/figures")
+    p.add_argument("--include-tiny", action="store_true", help="include --tiny rows (tests only)")
+    p.set_defaults(func=_report)
+
+
 # ----- entry point -----------------------------------------------------------------------
-COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_train, _add_evaluate, _add_demo, _add_bench]
+COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
+    _add_train,
+    _add_evaluate,
+    _add_demo,
+    _add_experiment,
+    _add_report,
+    _add_bench,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,8 +8,6 @@ same function; :func:`paper_literal_rma` is the reference the tests compare agai
 
 from __future__ import annotations
 
-import multiprocessing as mp
-import resource
 import statistics
 import time
 from dataclasses import asdict, dataclass
@@ -20,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from hetmem.attention import MemoryAttentionBlock
+from hetmem.benchmarks.isolate import PeakMemory, run_isolated, sync
 
 __all__ = ["RMABenchConfig", "bench_rma", "paper_literal_rma"]
 
@@ -79,54 +78,26 @@ def _step(name: str, scope: str, block: MemoryAttentionBlock, c1: Tensor, memory
     return out.detach()
 
 
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
-def _rss_mb() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
-
-
-def _measure(name: str, scope: str, cfg_dict: dict[str, Any], queue: Any) -> None:
-    """Runs in a fresh process so the peak memory of one formulation is not hidden by the other's."""
+def _measure(name: str, scope: str, cfg_dict: dict[str, Any]) -> tuple[float, float, Any, Any]:
+    """Runs in a fresh process (see :func:`run_isolated`): the peak of one formulation only."""
     cfg = RMABenchConfig(**cfg_dict)
     block, c1, memory = _inputs(cfg)
-    if cfg.device.startswith("cuda"):
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated() / 2**20
-    else:
-        base = _rss_mb()
+    peak = PeakMemory(cfg.device)
+    peak.start()
     out = _step(name, scope, block, c1, memory)  # first pass: the peak
-    _sync(cfg.device)
-    if cfg.device.startswith("cuda"):
-        peak = torch.cuda.max_memory_allocated() / 2**20 - base
-    else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base
+    sync(cfg.device)
+    peak_mb = peak.peak_mb()
     times = []
     for _ in range(cfg.repeats if name == "literal" else cfg.fast_repeats):
         block.zero_grad(set_to_none=True)
         c1.grad = memory.grad = None
-        _sync(cfg.device)
+        sync(cfg.device)
         start = time.perf_counter()
         _step(name, scope, block, c1, memory)
-        _sync(cfg.device)
+        sync(cfg.device)
         times.append(time.perf_counter() - start)
     grads = torch.cat([c1.grad.flatten(), memory.grad.flatten()]).cpu()
-    queue.put((statistics.median(times), peak, out.cpu().numpy(), grads.numpy()))  # numpy: plain pickles
-
-
-def _run(name: str, scope: str, cfg: RMABenchConfig) -> tuple[float, float, Any, Any]:
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=_measure, args=(name, scope, asdict(cfg), queue))
-    proc.start()
-    result = queue.get()
-    proc.join()
-    if proc.exitcode != 0:
-        raise RuntimeError(f"bench_rma: the {name!r} {scope!r} run exited with code {proc.exitcode}")
-    return result
+    return statistics.median(times), peak_mb, out.cpu().numpy(), grads.numpy()  # numpy: plain pickles
 
 
 def bench_rma(cfg: RMABenchConfig | None = None) -> dict[str, Any]:
@@ -146,8 +117,8 @@ def bench_rma(cfg: RMABenchConfig | None = None) -> dict[str, Any]:
     cfg = cfg or RMABenchConfig()
     report: dict[str, Any] = {"scope": "read: LayerNorm, projections, attention, output projection"}
     for scope, prefix in (("read", ""), ("block", "block_")):
-        fast_s, fast_mb, fast_out, fast_g = _run("fast", scope, cfg)
-        lit_s, lit_mb, lit_out, lit_g = _run("literal", scope, cfg)
+        fast_s, fast_mb, fast_out, fast_g = run_isolated(_measure, "fast", scope, asdict(cfg))
+        lit_s, lit_mb, lit_out, lit_g = run_isolated(_measure, "literal", scope, asdict(cfg))
         report.update(
             {
                 f"{prefix}literal_s": lit_s,

@@ -17,7 +17,9 @@ from typing import Any, Iterator
 import torch
 from torch.utils.data import Dataset, Subset
 
-__all__ = ["EpochLoader", "make_loader"]
+__all__ = ["EVAL_ORDER_SEED", "EpochLoader", "make_loader"]
+
+EVAL_ORDER_SEED = 20231016  # the fixed order of evaluation batches (any constant; this is HMA's arXiv date)
 
 
 def _tensor_source(dataset: Dataset) -> tuple[tuple[torch.Tensor, ...], torch.Tensor] | None:
@@ -42,7 +44,8 @@ class EpochLoader:
         dataset: a TensorDataset (or Subset of one), any map-style dataset of ``(x, y)``
             pairs, or a sequence of torch_geometric ``Data``.
         batch_size: the GLOBAL batch size (summed over ranks).
-        shuffle: draw a new permutation each epoch (training) or keep the order (evaluation).
+        shuffle: draw a new permutation each epoch (training), or use one fixed random order
+            (evaluation; see :meth:`order`).
         seed: seeds the permutations.
         drop_last: drop a last global batch smaller than ``batch_size``.
         rank, world_size: this process's slice of every global batch.
@@ -105,12 +108,15 @@ class EpochLoader:
             raise ValueError(f"EpochLoader: resuming with a different loader ({state} in the checkpoint, now {mine})")
 
     def order(self, epoch: int) -> torch.Tensor:
-        """The sample order of ``epoch``."""
+        """The sample order of ``epoch``.
+
+        Evaluation (``shuffle=False``) uses one fixed random order, the same for every run and
+        epoch, never the storage order: data sets are often stored sorted by class, and with
+        SMA's batch context a batch of one class would leak the label into every prediction.
+        """
         n = len(self.dataset)
-        if not self.shuffle:
-            return torch.arange(n)
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-        return torch.randperm(n, generator=g)
+        seed = EVAL_ORDER_SEED if not self.shuffle else self.seed * 1_000_003 + epoch
+        return torch.randperm(n, generator=torch.Generator().manual_seed(seed))
 
     def _local(self, batch_index: torch.Tensor) -> torch.Tensor:
         share = math.ceil(len(batch_index) / self.world_size)

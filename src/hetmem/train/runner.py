@@ -27,7 +27,17 @@ import yaml
 from hetmem.errors import CheckpointError, ConfigError, RunExistsError
 from hetmem.train.config import TrainConfig, config_from_checkpoint
 
-__all__ = ["SeedResult", "RunResult", "build_model", "train", "evaluate", "summarize", "default_out_dir"]
+__all__ = [
+    "SeedResult",
+    "RunResult",
+    "build_model",
+    "default_out_dir",
+    "evaluate",
+    "find_checkpoint",
+    "load_trained",
+    "summarize",
+    "train",
+]
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +118,8 @@ def _trainer(cfg: TrainConfig, seed_dir: Path | None, callbacks: list, *, fit: b
         plugins=[AtomicCheckpointIO()],
         gradient_clip_val=cfg.optim.grad_clip,
         num_sanity_val_steps=0,
+        limit_val_batches=cfg.limit_eval_batches or 1.0,
+        limit_test_batches=cfg.limit_eval_batches or 1.0,
         log_every_n_steps=1,
         default_root_dir=str(seed_dir) if seed_dir else None,
     )
@@ -228,6 +240,60 @@ def train(cfg: TrainConfig, out: str | Path | None = None, *, overwrite: bool = 
     return result
 
 
+def find_checkpoint(path: str | Path) -> Path:
+    """``path`` itself, or the first ``checkpoints/best.ckpt`` under a run directory."""
+    path = Path(path)
+    if path.is_dir():
+        candidates = sorted(path.glob("**/checkpoints/best.ckpt"))
+        if not candidates:
+            raise CheckpointError(f"no checkpoints/best.ckpt under {str(path)!r}")
+        return candidates[0]
+    return path
+
+
+def load_trained(
+    checkpoint: str | Path,
+    *,
+    overrides: dict[str, Any] | None = None,
+    data_root: str | None = None,
+) -> tuple[Any, TrainConfig, Any, int]:
+    """Rebuilds a model trained by :func:`train` and loads its weights (queue and EMA included).
+
+    Args:
+        checkpoint: a ``.ckpt`` written by :func:`train`, or a run/seed directory.
+        overrides: config fields to change first (e.g. ``{"hma": {"eval_context": "single"}}``).
+        data_root: where download-only data sets live.
+
+    Returns:
+        ``(model, config, task, seed)``; the model is in eval mode.
+
+    Raises:
+        CheckpointError: missing, corrupt, not from hetmem, or from a different model.
+    """
+    from hetmem.train.checkpoint import check_compatible, read_checkpoint
+
+    path = find_checkpoint(checkpoint)
+    state = read_checkpoint(path)
+    meta = state.get("hetmem")
+    if not isinstance(meta, dict) or "config" not in meta:
+        raise CheckpointError(f"checkpoint {str(path)!r} has no hetmem metadata; it was not written by hetmem train")
+    data = dict(meta["config"])
+    for key, value in (overrides or {}).items():
+        data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) else value
+    data["devices"] = 1
+    cfg = config_from_checkpoint(data)
+    cfg.hma_config(2)  # validates the overrides
+    seed = meta.get("seed", 0)
+    task = _load_task(cfg, seed, data_root)
+    model = build_model(cfg, task)
+    check_compatible(state, num_classes=task.num_classes, feature_dim=model.head.feature_dim, variant=cfg.variant, path=str(path))
+    try:
+        model.load_state_dict({k.removeprefix("model."): v for k, v in state["state_dict"].items()})
+    except RuntimeError as err:
+        raise CheckpointError(f"checkpoint {str(path)!r} does not fit this model: {str(err).splitlines()[1].strip()}") from None
+    return model.eval(), cfg, task, seed
+
+
 def evaluate(
     checkpoint: str | Path,
     *,
@@ -247,36 +313,16 @@ def evaluate(
     Returns:
         split -> metric -> value.
     """
-    from hetmem.train.checkpoint import check_compatible, read_checkpoint
     from hetmem.train.module import ClassifierModule
 
     _quiet_lightning()
-    path = Path(checkpoint)
-    if path.is_dir():
-        candidates = sorted(path.glob("**/checkpoints/best.ckpt"))
-        if not candidates:
-            raise CheckpointError(f"no checkpoints/best.ckpt under {str(path)!r}")
-        path = candidates[0]
-    state = read_checkpoint(path)
-    meta = state.get("hetmem")
-    if not isinstance(meta, dict) or "config" not in meta:
-        raise CheckpointError(f"checkpoint {str(path)!r} has no hetmem metadata; it was not written by hetmem train")
-    data = dict(meta["config"])
+    overrides: dict[str, Any] = {}
     if eval_context is not None:
-        data["hma"] = {**data.get("hma", {}), "eval_context": eval_context}
+        overrides["hma"] = {"eval_context": eval_context}
     if eval_batch_size is not None:
-        data["eval_batch_size"] = eval_batch_size
-    data["devices"] = 1
-    cfg = config_from_checkpoint(data)
-    cfg.hma_config(2)  # validates the overrides
-    task = _load_task(cfg, meta.get("seed", 0), data_root)
-    model = build_model(cfg, task)
-    check_compatible(state, num_classes=task.num_classes, feature_dim=model.head.feature_dim, variant=cfg.variant, path=str(path))
-    try:
-        model.load_state_dict({k.removeprefix("model."): v for k, v in state["state_dict"].items()})
-    except RuntimeError as err:
-        raise CheckpointError(f"checkpoint {str(path)!r} does not fit this model: {str(err).splitlines()[1].strip()}") from None
-    module = ClassifierModule(model, cfg, task, meta.get("seed", 0))
+        overrides["eval_batch_size"] = eval_batch_size
+    model, cfg, task, seed = load_trained(checkpoint, overrides=overrides, data_root=data_root)
+    module = ClassifierModule(model, cfg, task, seed)
     trainer = _trainer(cfg, None, [], fit=False)
     trainer.validate(module, verbose=False)
     trainer.test(module, verbose=False)

@@ -1,0 +1,18 @@
+"""Named experiment grids, the results store, and the report (RESULTS.md + figures)."""
+
+from hetmem.experiments.grids import EXPERIMENTS, Experiment, get_experiment
+from hetmem.experiments.report import build_report
+from hetmem.experiments.run import DEFAULT_STORE, DEFAULT_WORK_DIR, ExperimentRun, run_experiment
+from hetmem.experiments.store import ResultsStore
+
+__all__ = [
+    "DEFAULT_STORE",
+    "DEFAULT_WORK_DIR",
+    "EXPERIMENTS",
+    "Experiment",
+    "ExperimentRun",
+    "ResultsStore",
+    "build_report",
+    "get_experiment",
+    "run_experiment",
+]

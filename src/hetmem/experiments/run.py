@@ -1,0 +1,123 @@
+"""``run_experiment``: trains (or measures) every cell x seed of a named experiment that the
+results store does not hold yet, and appends one row per finished run."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hetmem.experiments.grids import INFERENCE_BATCH_SIZES, Cell, Experiment, get_experiment
+from hetmem.experiments.store import ResultsStore, cell_key, environment
+
+__all__ = ["ExperimentRun", "run_experiment", "DEFAULT_STORE", "DEFAULT_WORK_DIR"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_STORE = Path("results") / "store.jsonl"
+DEFAULT_WORK_DIR = Path("results") / "runs"
+
+
+@dataclass
+class ExperimentRun:
+    experiment: str
+    added: list[dict[str, Any]] = field(default_factory=list)  # rows written by this call
+    skipped: int = 0  # runs the store already held
+
+
+def _config(cell: Cell, seed: int):
+    from hetmem.train.config import resolve_config
+
+    return resolve_config(*cell.layers, {"seeds": [seed], "progress": False})
+
+
+def _train(cfg: Any, out: Path, tiny: bool = False) -> dict[str, Any]:
+    """Trains one seed into ``out``; continues it from its last checkpoint if it was interrupted."""
+    from hetmem.train.runner import train
+
+    run = train(cfg, out, resume=(out / "config.yaml").is_file())
+    seed = run.seeds[0]
+    ckpt = Path(seed.seed_dir) / "checkpoints" / "best.ckpt"
+    return {"metrics": seed.metrics, "best_epoch": seed.best_epoch, "train_wall_s": seed.wall_s, "checkpoint": str(ckpt)}
+
+
+def _inference(cfg: Any, out: Path, tiny: bool) -> dict[str, Any]:
+    from hetmem.experiments.inference import inference_study
+    from hetmem.train.runner import load_trained
+
+    row = _train(cfg, out, tiny)
+    model, _, task, _ = load_trained(row["checkpoint"])
+    sizes = (1, 8) if tiny else INFERENCE_BATCH_SIZES
+    row["inference"] = inference_study(model, task, sizes, max_samples=32 if tiny else None)
+    return row
+
+
+def _efficiency(cfg: Any, out: Path, tiny: bool) -> dict[str, Any]:
+    import torch
+
+    from hetmem.experiments.efficiency import measure_efficiency
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    steps = {"steps": 2, "latency_repeats": 2} if tiny else {}
+    return {"efficiency": measure_efficiency(cfg, device=device, **steps)}
+
+
+_KINDS = {"train": _train, "inference": _inference, "efficiency": _efficiency}
+
+
+def run_experiment(
+    name: str,
+    *,
+    seeds: list[int] | None = None,
+    store: str | Path | None = None,
+    work_dir: str | Path | None = None,
+    tiny: bool = False,
+) -> ExperimentRun:
+    """Runs what is missing of experiment ``name``.
+
+    Args:
+        name: an experiment of :data:`hetmem.experiments.grids.EXPERIMENTS`.
+        seeds: override the experiment's seeds.
+        store: the results file (default ``results/store.jsonl``).
+        work_dir: where run directories (checkpoints, logs) go (default ``results/runs``).
+        tiny: the two-cell, one-epoch version (tests); its rows are keyed apart from the real ones.
+
+    Returns:
+        The rows added and how many runs were already in the store. A grid interrupted
+        part-way continues where it stopped: finished runs are skipped, an interrupted run
+        resumes from its last checkpoint.
+    """
+    exp: Experiment = get_experiment(name)
+    seeds = list(seeds) if seeds is not None else list(exp.seeds)
+    store = ResultsStore(store or DEFAULT_STORE)
+    work_dir = Path(work_dir or DEFAULT_WORK_DIR)
+    cells = exp.cells(tiny)
+    done = store.keys()
+    env = environment()
+    result = ExperimentRun(name)
+    for cell in cells:
+        params = {**cell.params, **({"tiny": True} if tiny else {})}
+        for seed in seeds:
+            key = cell_key(name, params, seed)
+            if key in done:
+                result.skipped += 1
+                continue
+            cfg = _config(cell, seed)
+            log.info("%s: %s seed %d", name, params, seed)
+            start = time.perf_counter()
+            row = _KINDS[exp.kind](cfg, work_dir / name / key, tiny)
+            row.update(
+                key=key,
+                experiment=name,
+                cell=params,
+                seed=seed,
+                config=cfg.to_dict(),
+                wall_s=time.perf_counter() - start,
+                tiny=tiny,
+                **env,
+            )
+            store.add(row)
+            result.added.append(row)
+    return result

@@ -1,0 +1,47 @@
+import pytest
+
+from hetmem.errors import ConfigError
+from hetmem.experiments.grids import EXPERIMENTS, get_experiment
+from hetmem.train.config import resolve_config
+
+NAMES = ["colored-mnist", "ablation", "molecules-ood", "memory-sweep", "capacity", "scarcity", "inference", "efficiency"]
+
+
+def test_the_issue_names_every_experiment():
+    assert list(EXPERIMENTS) == NAMES
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_cell_resolves_to_a_valid_config(name):
+    cells = get_experiment(name).cells(False)
+    assert cells
+    keys = {tuple(sorted(c.params.items())) for c in cells}
+    assert len(keys) == len(cells)  # no two cells share coordinates
+    for cell in cells:
+        resolve_config(*cell.layers)
+
+
+def test_grid_sizes_follow_the_issue():
+    assert len(get_experiment("colored-mnist").cells(False)) == 2 * 2 * 2 * 2  # backbone x size x p x variant
+    assert len(get_experiment("ablation").cells(False)) == 5 * 7
+    assert len(get_experiment("memory-sweep").cells(False)) == 4 * 6
+    assert [c.params["slots_per_class"] for c in get_experiment("capacity").cells(False)] == [2, 4, 8, 16, 32, 64, 128]
+    assert sorted({c.params["per_class"] for c in get_experiment("scarcity").cells(False)}) == [1, 2, 5, 10, 50]
+
+
+def test_memory_sweep_zero_means_the_component_is_off():
+    variants = {(c.params["queue"], c.params["slots_per_class"]): resolve_config(*c.layers).variant for c in get_experiment("memory-sweep").cells(False)}
+    assert variants[("0x batch", 0)] == "abd" and variants[("1x batch", 0)] == "abd+rma"
+    assert variants[("0x batch", 8)] == "abd+syn" and variants[("4x batch", 64)] == "hma"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_tiny_versions_are_small(name):
+    tiny = get_experiment(name).cells(True)
+    assert 1 <= len(tiny) <= 2
+    assert all(resolve_config(*c.layers).epochs == 1 for c in tiny)
+
+
+def test_unknown_experiment():
+    with pytest.raises(ConfigError, match="unknown experiment 'nope'"):
+        get_experiment("nope")
