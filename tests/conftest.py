@@ -50,7 +50,7 @@ if "_toy" not in TASKS:
     @register_task("_toy", offline=True)
     def load_toy(*, root, seed, per_class, n_train: int = 96, two_tests: bool = False, corrupt: str = "none") -> TaskData:
         """Three Gaussian blobs in 6 dimensions (runner tests only); ``corrupt`` breaks the
-        training split on purpose: "label" (a label 3 in a 3-class task), "nan", "empty"."""
+        training split on purpose: "label" (a label 3 in a 3-class task), "nan", "empty", "one-class"."""
         tests = {"test": _blobs(60, 2)}
         if two_tests:
             tests["shifted"] = TensorDataset(_blobs(60, 3).tensors[0] + 0.5, _blobs(60, 3).tensors[1])
@@ -61,7 +61,13 @@ if "_toy" not in TASKS:
             train.tensors[0][7, 2] = float("nan")
         elif corrupt == "empty":
             train = TensorDataset(train.tensors[0][:0], train.tensors[1][:0])
-        return TaskData("_toy", 3, InputSpec.vector(6), subsample_per_class(train, per_class, seed), _blobs(48, 1), tests)
+        num_classes = 3
+        if corrupt == "one-class":
+            num_classes = 1
+            for ds in (train, *tests.values()):
+                ds.tensors[1].zero_()
+        val = _blobs(48, 1) if num_classes == 3 else TensorDataset(_blobs(48, 1).tensors[0], torch.zeros(48, dtype=torch.long))
+        return TaskData("_toy", num_classes, InputSpec.vector(6), subsample_per_class(train, per_class, seed), val, tests)
 
 
 if "_toy_mlp" not in BACKBONES:

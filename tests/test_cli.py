@@ -50,6 +50,11 @@ def test_train_prints_the_summary_table(tmp_path, capsys):
     (["--set", "task_options.corrupt=label"], r"labels must be in \[0, 3\)"),
     (["--set", "task_options.corrupt=nan"], "NaN or Inf"),
     (["--set", "hma.queue_size=-1"], "queue_size"),
+    (["--set", "hma.queue_size=8"], "smaller than batch_size"),
+    (["--set", "task_options.corrupt=empty"], "train split is empty"),
+    (["--set", "task_options.corrupt=one-class"], "has 1 class; classification needs at least 2"),
+    (["--set", "batch_size=0"], "config field 'batch_size'"),
+    (["--epochs", "-3"], "config field 'epochs'"),
 ])
 def test_train_bad_input_is_one_line_and_exit_2(tmp_path, capsys, extra, match):
     assert main([*TOY, *extra, "--out", str(tmp_path / "r")]) == 2
@@ -89,3 +94,12 @@ def test_evaluate_json_and_bad_checkpoint(tmp_path, capsys):
     (tmp_path / "junk.ckpt").write_bytes(b"junk")
     assert main(["evaluate", "--checkpoint", str(tmp_path / "junk.ckpt")]) == 2
     assert "corrupt or truncated" in one_error_line(capsys)
+
+
+def test_missing_data_directory_names_the_file_to_fetch(tmp_path, capsys):
+    code = main(["train", "--task", "cifar10", "--data-root", str(tmp_path / "nowhere"), "--epochs", "1",
+                 "--set", "task_options.download=false", "--out", str(tmp_path / "r")])
+    assert code == 2
+    err = one_error_line(capsys)
+    assert "cifar-10-python.tar.gz" in err and "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz" in err
+    assert not (tmp_path / "r").exists()

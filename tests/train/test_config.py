@@ -17,10 +17,10 @@ def test_later_layers_win_and_nested_groups_merge():
     cfg = resolve_config(
         {"task": "colored-mnist", "optim": {"lr": 0.5}, "hma": {"slots_per_class": 4}},
         {"epochs": 3},
-        parse_overrides(["optim.lr=0.01", "hma.queue_size=64"]),
+        parse_overrides(["optim.lr=0.01", "hma.queue_size=300"]),
     )
     assert cfg.optim.lr == 0.01 and cfg.optim.name == "adam"  # lr overridden, name from the task default
-    assert cfg.hma == {"queue_size": 64, "slots_per_class": 4}
+    assert cfg.hma == {"queue_size": 300, "slots_per_class": 4}
     assert cfg.epochs == 3
 
 
@@ -46,6 +46,7 @@ def test_yaml_file(tmp_path):
     ({"task": "digits", "task_options": {"split": "x"}}, "unknown config field 'task_options.split'"),
     ({"task": "digits", "backbone": "_toy_mlp", "backbone_options": {"width": 3}}, "backbone_options.width"),
     ({}, "'task' is required"),
+    ({"task": "digits", "batch_size": 64, "hma": {"queue_size": 32}}, r"'hma.queue_size' \(32\) is smaller than batch_size \(64\)"),
 ])
 def test_bad_configs_are_one_clear_error(layer, match):
     with pytest.raises(ConfigError, match=match):
@@ -74,3 +75,7 @@ def test_parse_overrides():
 def test_round_trip_through_dict():
     cfg = resolve_config({"task": "digits", "seeds": [3]})
     assert TrainConfig(**cfg.to_dict()) == cfg
+
+
+def test_a_small_queue_is_fine_when_the_variant_has_no_queue():
+    assert resolve_config({"task": "digits", "variant": "abd+syn", "batch_size": 64, "hma": {"queue_size": 8}}).hma["queue_size"] == 8

@@ -99,9 +99,14 @@ def _check_hma(cfg: TrainConfig) -> None:
     if unknown:
         raise ConfigError(f"unknown config field 'hma.{unknown[0]}'; HMA fields are {sorted(allowed)}")
     try:
-        cfg.hma_config(num_classes=2)
+        hma = cfg.hma_config(num_classes=2)
     except (ValueError, TypeError) as err:
         raise ConfigError(str(err).replace("HMAConfig: ", "config field 'hma' or 'variant': ")) from None
+    if hma.uses_queue and hma.queue_size < cfg.batch_size:
+        raise ConfigError(
+            f"config field 'hma.queue_size' ({hma.queue_size}) is smaller than batch_size ({cfg.batch_size}): "
+            "each write would overwrite part of itself; use a queue of at least one batch (the paper uses 1-4 batches)"
+        )
 
 
 def _check_backbone(cfg: TrainConfig) -> None:
