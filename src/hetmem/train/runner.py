@@ -118,6 +118,7 @@ def _trainer(cfg: TrainConfig, seed_dir: Path | None, callbacks: list, *, fit: b
         plugins=[AtomicCheckpointIO()],
         gradient_clip_val=cfg.optim.grad_clip,
         num_sanity_val_steps=0,
+        check_val_every_n_epoch=cfg.val_every_n_epochs,
         limit_val_batches=cfg.limit_eval_batches or 1.0,
         limit_test_batches=cfg.limit_eval_batches or 1.0,
         log_every_n_steps=1,
