@@ -83,6 +83,8 @@ def _train_layers(args: argparse.Namespace) -> list[dict]:
         "per_class": args.per_class,
         "devices": args.devices,
         "data_root": args.data_root,
+        "init_from": args.init_from,
+        "freeze_backbone": True if args.freeze_backbone else None,
     }
     layers = [load_yaml(args.config)] if args.config else []
     layers.append({k: v for k, v in flags.items() if v is not None})
@@ -113,6 +115,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--per-class", type=int, help="keep N training samples per class (data scarcity)")
     p.add_argument("--devices", type=int, help="processes (CPU, gloo) or GPUs; >1 trains with torch.distributed")
     p.add_argument("--data-root", help="directory of download-only data sets (default $HETMEM_DATA or ./data)")
+    p.add_argument("--init-from", help="start the backbone from a hetmem pretrain (or train) checkpoint")
+    p.add_argument("--freeze-backbone", action="store_true", help="keep the backbone fixed (probe its features)")
     p.add_argument("--config", help="YAML file of config fields; flags and --set override it")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="any config field, e.g. optim.lr=0.01 or hma.queue_size=256")
     p.add_argument("--out", help="run directory (default runs/TASK/BACKBONE-VARIANT)")
@@ -123,11 +127,16 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from hetmem.train.runner import evaluate
+    if args.knn:
+        from hetmem.evaluation import evaluate_frozen
 
-    results = evaluate(
-        args.checkpoint, eval_context=args.eval_context, eval_batch_size=args.eval_batch_size, data_root=args.data_root
-    )
+        results = evaluate_frozen(args.checkpoint, k=args.k, temperature=args.temperature, probe=args.linear_probe, data_root=args.data_root)
+    else:
+        from hetmem.train.runner import evaluate
+
+        results = evaluate(
+            args.checkpoint, eval_context=args.eval_context, eval_batch_size=args.eval_batch_size, data_root=args.data_root
+        )
     if args.json:
         print(json.dumps(results))
     else:
@@ -141,9 +150,50 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", required=True, help="a .ckpt from hetmem train, or a run directory (uses best.ckpt)")
     p.add_argument("--eval-context", choices=["batch", "single"], help="SMA at test time: over the batch, or per sample")
     p.add_argument("--eval-batch-size", type=int)
+    p.add_argument("--knn", action="store_true", help="weighted k-NN on the backbone's frozen features (any checkpoint)")
+    p.add_argument("--k", type=int, default=20, help="neighbours for --knn")
+    p.add_argument("--temperature", type=float, default=0.07, help="similarity temperature for --knn")
+    p.add_argument("--linear-probe", action="store_true", help="with --knn, also fit a linear probe")
     p.add_argument("--data-root")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_evaluate)
+
+
+def _pretrain(args: argparse.Namespace) -> int:
+    from hetmem.massl.pretrain import pretrain, resolve_pretrain_config
+    from hetmem.train.config import load_yaml, parse_overrides
+
+    flags = {"method": args.method, "task": args.task, "backbone": args.backbone, "seeds": args.seeds, "epochs": args.epochs,
+             "batch_size": args.batch_size, "devices": args.devices, "data_root": args.data_root}
+    layers = [load_yaml(args.config)] if args.config else []
+    layers += [{k: v for k, v in flags.items() if v is not None}, parse_overrides(args.set or [])]
+    cfg = resolve_pretrain_config(*layers)
+    result = pretrain(cfg, args.out, overwrite=args.overwrite, resume=args.resume)
+    print(f"{'split':8s} {'':12s} " + "  ".join(f"{m:>22s}" for m in ("knn_accuracy", "linear_probe_accuracy")))
+    for which in ("initial", "pretrained"):
+        for split, metrics in result["mean_over_seeds"][which].items():
+            print(f"{split:8s} {which:12s} " + "  ".join(f"{metrics[m]:22.4f}" for m in ("knn_accuracy", "linear_probe_accuracy")))
+    print(f"run directory: {result['out_dir']} (fine-tune with hetmem train --init-from {result['out_dir']}/seed-{cfg.seeds[0]}/checkpoints/last.ckpt)")
+    return 0
+
+
+def _add_pretrain(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("pretrain", help="self-supervised pretraining of a backbone (MaSSL), scored by k-NN and a linear probe")
+    p.add_argument("--method", choices=["massl"], default="massl")
+    p.add_argument("--task", help="an image task, e.g. mnist or digits (labels are not used)")
+    p.add_argument("--backbone", help="cnn or vit (any image backbone)")
+    p.add_argument("--seeds", type=_seeds)
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--devices", type=int)
+    p.add_argument("--data-root")
+    p.add_argument("--config", help="YAML file of config fields")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="e.g. massl.block_sampling=contiguous or massl.memory_size=8192")
+    p.add_argument("--out", help="run directory (default runs/pretrain/TASK-BACKBONE-METHOD)")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--overwrite", action="store_true")
+    group.add_argument("--resume", action="store_true")
+    p.set_defaults(func=_pretrain)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -220,6 +270,7 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_train,
     _add_evaluate,
+    _add_pretrain,
     _add_demo,
     _add_experiment,
     _add_report,

@@ -2,9 +2,17 @@ import pytest
 
 from hetmem.errors import ConfigError
 from hetmem.experiments.grids import EXPERIMENTS, get_experiment
+from hetmem.massl.pretrain import resolve_pretrain_config
 from hetmem.train.config import resolve_config
 
-NAMES = ["colored-mnist", "ablation", "molecules-ood", "memory-sweep", "capacity", "scarcity", "inference", "efficiency"]
+NAMES = ["colored-mnist", "ablation", "molecules-ood", "memory-sweep", "capacity", "scarcity", "inference", "efficiency", "massl"]
+
+
+def resolve(cell):
+    """Pretraining cells of the massl experiment are PretrainConfigs; every other cell a TrainConfig."""
+    if cell.params.get("stage") == "pretrain":
+        return resolve_pretrain_config(*cell.layers)
+    return resolve_config(*cell.layers)
 
 
 def test_the_issue_names_every_experiment():
@@ -18,7 +26,7 @@ def test_every_cell_resolves_to_a_valid_config(name):
     keys = {tuple(sorted(c.params.items())) for c in cells}
     assert len(keys) == len(cells)  # no two cells share coordinates
     for cell in cells:
-        resolve_config(*cell.layers)
+        resolve(cell)
 
 
 def test_grid_sizes_follow_the_issue():
@@ -39,9 +47,15 @@ def test_memory_sweep_zero_means_the_component_is_off():
 def test_tiny_versions_are_small(name):
     tiny = get_experiment(name).cells(True)
     assert 1 <= len(tiny) <= 2
-    assert all(resolve_config(*c.layers).epochs == 1 for c in tiny)
+    assert all(resolve(c).epochs == 1 for c in tiny)
 
 
 def test_unknown_experiment():
     with pytest.raises(ConfigError, match="unknown experiment 'nope'"):
         get_experiment("nope")
+
+
+def test_massl_pretrains_before_its_low_shot_cells():
+    stages = [c.params["stage"] for c in get_experiment("massl").cells(False)]
+    assert stages == sorted(stages, key=lambda s: s != "pretrain")  # every pretraining first
+    assert stages.count("pretrain") == 2 * 3 and stages.count("lowshot") == 2 * 3 * 2

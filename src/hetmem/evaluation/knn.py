@@ -25,7 +25,8 @@ def extract_features(
 
     Args:
         backbone: any hetmem backbone (``forward_features(x) -> (B, feature_dim)``).
-        loader: yields ``(x, y)`` batches (a DataLoader over a TensorDataset, or a list).
+        loader: yields ``(x, y)`` batches (a DataLoader over a TensorDataset, or a list), or
+            torch_geometric Batches with ``y``.
         device: where the backbone runs; None uses the device of its first parameter.
 
     Returns:
@@ -44,9 +45,10 @@ def extract_features(
     backbone.eval()
     features, labels = [], []
     try:
-        for x, y in loader:
+        for batch in loader:
+            x, y = batch if isinstance(batch, (tuple, list)) else (batch, batch.y)  # tensors, or a graph Batch
             features.append(backbone.forward_features(x.to(device)).float().cpu())  # (b, feature_dim)
-            labels.append(torch.as_tensor(y).long().cpu())
+            labels.append(torch.as_tensor(y).long().view(-1).cpu())
     finally:
         backbone.train(was_training)
     if not features:

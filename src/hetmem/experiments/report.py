@@ -138,6 +138,47 @@ def _efficiency_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _massl_tables(exp: Experiment, rows: list[dict[str, Any]]) -> list[str]:
+    """Representation quality per block sampling, collapse monitors, and the low-shot grid."""
+    pre = [r for r in rows if r["cell"]["stage"] == "pretrain"]
+    parts: list[str] = []
+    if pre:
+        header = ["task", "backbone", "metric (test)", "random init", *[f"blocks={s}" for s in ("random", "contiguous", "none")]]
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for task in dict.fromkeys(r["cell"]["task"] for r in pre):
+            task_rows = [r for r in pre if r["cell"]["task"] == task]
+            for metric in ("knn_accuracy", "linear_probe_accuracy"):
+                init = [r["pretrain"]["initial"]["test"][metric] for r in task_rows if r["cell"]["blocks"] == "random"]
+                cells = {"init": _fmt(init)} if init else {}
+                for sampling in ("random", "contiguous", "none"):
+                    vals = [r["pretrain"]["pretrained"]["test"][metric] for r in task_rows if r["cell"]["blocks"] == sampling]
+                    if vals:
+                        cells[sampling] = _fmt(vals)
+                best = max(m for m, _ in cells.values())
+                out = [task, task_rows[0]["config"]["backbone"], metric.replace("_", " ")]
+                for key in ("init", "random", "contiguous", "none"):
+                    out.append("–" if key not in cells else (f"**{cells[key][1]}**" if cells[key][0] == best else cells[key][1]))
+                lines.append("| " + " | ".join(out) + " |")
+        parts += ["Frozen-feature accuracy on the test split (weighted k-NN, k = 20, T = 0.07; logistic-regression probe), "
+                  "training split as memory / probe data, labels never used in pretraining:", "", "\n".join(lines)]
+        header = ["task", "blocks", "student embedding std", "teacher entropy", "distinct argmax rows", "loss"]
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for r_key in dict.fromkeys((r["cell"]["task"], r["cell"]["blocks"]) for r in pre):
+            group = [r for r in pre if (r["cell"]["task"], r["cell"]["blocks"]) == r_key]
+            mon = lambda k: _fmt([r["pretrain"]["last_epoch"].get(k, float("nan")) for r in group])[1]  # noqa: E731
+            lines.append("| " + " | ".join([*r_key, mon("student_std"), mon("teacher_entropy"), mon("distinct_rows"), mon("loss")]) + " |")
+        parts += ["", "Collapse monitors, mean over the last epoch (a collapsed run has a tiny embedding std and few distinct rows):",
+                  "", "\n".join(lines)]
+    low = [r for r in rows if r["cell"]["stage"] == "lowshot"]
+    if low:
+        sub = Experiment(exp.name, exp.title, exp.question, exp.scale, exp.cells, columns=("variant",))
+        trimmed = [{**r, "cell": {k: v for k, v in r["cell"].items() if k != "stage"}} for r in low]
+        table, notes = _grid_table(sub, trimmed)
+        parts += ["", "Few labels on the frozen backbone pretrained with random blocks: a linear head (variant none) "
+                  "vs HMA, test accuracy:", "", table, "", *notes]
+    return parts
+
+
 def _figures(exp: Experiment, rows: list[dict[str, Any]], fig_dir: Path) -> list[Path]:
     path = fig_dir / f"{exp.name}.png"
     if exp.name == "memory-sweep":
@@ -200,6 +241,8 @@ def build_report(
             split = _split_table(rows)
             if split:
                 parts += ["", "Per test set (accuracy):", "", split]
+        elif exp.kind == "massl":
+            parts += _massl_tables(exp, rows)
         elif exp.kind == "inference":
             parts += [_inference_table(rows), "", "Accuracy (mean ± std over seeds) at each test batch size; "
                       "'agreement' is the smallest fraction of test predictions equal to those made one sample at a time."]

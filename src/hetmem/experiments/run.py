@@ -64,6 +64,23 @@ def _efficiency(cfg: Any, out: Path, tiny: bool) -> dict[str, Any]:
     return {"efficiency": measure_efficiency(cfg, device=device, **steps)}
 
 
+def _massl(cell: Cell, seed: int, out: Path, tiny: bool, name: str, work_dir: Path) -> tuple[Any, dict[str, Any]]:
+    """A pretraining cell, or a low-shot cell on top of this seed's random-block pretraining."""
+    from hetmem.massl.pretrain import pretrain, resolve_pretrain_config
+
+    if cell.params["stage"] == "pretrain":
+        cfg = resolve_pretrain_config(*cell.layers, {"seeds": [seed], "progress": False})
+        run = pretrain(cfg, out, resume=(out / "config.yaml").is_file())
+        s = run["seeds"][0]
+        return cfg, {"pretrain": {"initial": s["initial"], "pretrained": s["pretrained"], "last_epoch": s["last_epoch"]}, "checkpoint": s["checkpoint"]}
+    pre = {"stage": "pretrain", "task": cell.params["task"], "blocks": "random", **({"tiny": True} if tiny else {})}
+    ckpt = work_dir / name / cell_key(name, pre, seed) / f"seed-{seed}" / "checkpoints" / "last.ckpt"
+    if not ckpt.is_file():
+        raise RuntimeError(f"massl: the low-shot cell {cell.params} needs the pretraining run {pre} seed {seed} first ({ckpt})")
+    cfg = _config(Cell(cell.params, (*cell.layers, {"init_from": str(ckpt)})), seed)
+    return cfg, _train(cfg, out, tiny)
+
+
 _KINDS = {"train": _train, "inference": _inference, "efficiency": _efficiency}
 
 
@@ -104,10 +121,13 @@ def run_experiment(
             if key in done:
                 result.skipped += 1
                 continue
-            cfg = _config(cell, seed)
             log.info("%s: %s seed %d", name, params, seed)
             start = time.perf_counter()
-            row = _KINDS[exp.kind](cfg, work_dir / name / key, tiny)
+            if exp.kind == "massl":
+                cfg, row = _massl(cell, seed, work_dir / name / key, tiny, name, work_dir)
+            else:
+                cfg = _config(cell, seed)
+                row = _KINDS[exp.kind](cfg, work_dir / name / key, tiny)
             row.update(
                 key=key,
                 experiment=name,

@@ -11,7 +11,7 @@ from lightning.fabric.plugins import CheckpointIO
 
 from hetmem.errors import CheckpointError
 
-__all__ = ["AtomicCheckpointIO", "read_checkpoint", "check_compatible"]
+__all__ = ["AtomicCheckpointIO", "read_checkpoint", "check_compatible", "load_backbone_weights"]
 
 
 def read_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
@@ -48,6 +48,34 @@ def check_compatible(checkpoint: dict[str, Any], *, num_classes: int, feature_di
     for key in ours:
         if theirs[key] != ours[key]:
             raise CheckpointError(f"{where} has {key}={theirs[key]!r} but this model has {key}={ours[key]!r}")
+
+
+_BACKBONE_PREFIXES = {"hetmem_pretrain": "model.student.backbone.", "hetmem": "model.backbone."}
+
+
+def load_backbone_weights(module: Any, path: str | Path, *, backbone: str, options: dict[str, Any], input_shape: tuple) -> None:
+    """Loads the backbone of a ``hetmem pretrain`` or ``hetmem train`` checkpoint into ``module``.
+
+    Raises:
+        CheckpointError: unreadable file, or a backbone of another name, options or input shape.
+    """
+    state = read_checkpoint(path)
+    kind = next((k for k in _BACKBONE_PREFIXES if isinstance(state.get(k), dict)), None)
+    if kind is None:
+        raise CheckpointError(f"checkpoint {str(path)!r} was written by neither hetmem pretrain nor hetmem train")
+    meta = state[kind]
+    cfg = meta.get("config", {})
+    theirs = {"backbone": cfg.get("backbone"), "backbone_options": cfg.get("backbone_options", {}), "input shape": tuple(meta.get("input_shape", ()))}
+    ours = {"backbone": backbone, "backbone_options": options, "input shape": tuple(input_shape)}
+    for key in ours:
+        if theirs[key] != ours[key]:
+            raise CheckpointError(f"checkpoint {str(path)!r} has {key} {theirs[key]!r} but this run uses {ours[key]!r}")
+    prefix = _BACKBONE_PREFIXES[kind]
+    weights = {k[len(prefix) :]: v for k, v in state["state_dict"].items() if k.startswith(prefix)}
+    try:
+        module.load_state_dict(weights)
+    except RuntimeError as err:
+        raise CheckpointError(f"checkpoint {str(path)!r}: its backbone weights do not fit ({str(err).splitlines()[0]})") from None
 
 
 class AtomicCheckpointIO(CheckpointIO):

@@ -54,6 +54,8 @@ class TrainConfig(_Strict):
     backbone_options: dict[str, Any] = Field(default_factory=dict)  # the backbone factory's keyword options
     hma: dict[str, Any] = Field(default_factory=dict)  # HMAConfig fields other than num_classes and variant
     optim: OptimConfig = Field(default_factory=OptimConfig)
+    init_from: str | None = None  # start the backbone from a checkpoint (hetmem pretrain or hetmem train)
+    freeze_backbone: bool = False  # keep the backbone fixed (eval mode, no gradient): a probe of its features
     val_every_n_epochs: int = Field(1, gt=0)  # validate (and select the model) every N epochs and at the end
     limit_eval_batches: int | None = Field(None, gt=0)  # score only this many val/test batches (quick checks)
     checkpoint_every_n_steps: int | None = Field(None, gt=0)  # also save last.ckpt mid-epoch

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import math
-import random
 from typing import Any
 
 import lightning.pytorch as pl
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -17,32 +15,10 @@ from hetmem.distributed import concat_all_gather
 from hetmem.models.hma import HMAClassifier
 from hetmem.train.config import TrainConfig
 from hetmem.train.loaders import EpochLoader, make_loader
+from hetmem.train.resume import ExactResumeMixin
 from hetmem.train.metrics import classification_metrics
 
-__all__ = ["ClassifierModule", "rng_state", "set_rng_state"]
-
-
-def rng_state() -> dict[str, Any]:
-    """Every RNG a training step may draw from, in types ``torch.load(weights_only=True)`` accepts."""
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
-    state = {
-        "torch": torch.get_rng_state(),
-        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
-        "python": random.getstate(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    kind, keys, pos, has_gauss, gauss = state["numpy"]
-    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
-    version, internal, gauss_next = state["python"]
-    random.setstate((version, tuple(internal), gauss_next))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+__all__ = ["ClassifierModule", "split_batch"]
 
 
 def split_batch(batch: Any) -> tuple[Any, Tensor]:
@@ -52,13 +28,12 @@ def split_batch(batch: Any) -> tuple[Any, Tensor]:
     return batch, batch.y
 
 
-class ClassifierModule(pl.LightningModule):
+class ClassifierModule(ExactResumeMixin, pl.LightningModule):
     """Cross-entropy training of ``model`` on ``task``, model selection on the validation metric.
 
     Checkpoints carry, besides what Lightning saves (weights incl. HMA's queue and momentum
-    encoder, optimiser, scheduler, loop progress), the run's config under ``"hetmem"`` and,
-    under ``"hetmem_resume"``, the RNG states and the number of batches this epoch already
-    trained on, so a resumed run continues exactly where it stopped.
+    encoder, optimiser, scheduler, loop progress), the run's config under ``"hetmem"`` and
+    what exact resume needs (:class:`ExactResumeMixin`).
     """
 
     def __init__(self, model: HMAClassifier, cfg: TrainConfig, task: TaskData, seed: int) -> None:
@@ -71,19 +46,11 @@ class ClassifierModule(pl.LightningModule):
         self.eval_batch_size = cfg.eval_batch_size or cfg.batch_size
         self.results: dict[str, dict[str, float]] = {}  # split -> metrics, filled by validate/test
         self._outputs: dict[int, list[tuple[Tensor, Tensor]]] = {}
-        self._resume: dict[str, Any] | None = None
-        self._train_loader: EpochLoader | None = None
 
     # ----- data --------------------------------------------------------------------------
     def train_dataloader(self) -> EpochLoader:
         loader = make_loader(self.task.train, self.cfg.batch_size, train=True, seed=self.seed, graph=self.task.is_graph)
-        if self._resume is not None:
-            epoch, done = self._resume["epoch"], self._resume["batches_done"]
-            if done >= len(loader):  # saved after the epoch's last batch: Lightning goes on to the next
-                epoch, done = epoch + 1, 0
-            loader.resume_at(epoch, done)
-        self._train_loader = loader
-        return loader
+        return self.resumable(loader)
 
     def val_dataloader(self) -> EpochLoader:
         return make_loader(self.task.val, self.eval_batch_size, train=False, seed=self.seed, graph=self.task.is_graph)
@@ -95,10 +62,9 @@ class ClassifierModule(pl.LightningModule):
         ]
 
     # ----- steps -------------------------------------------------------------------------
-    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
-        if self._resume is not None:  # first batch after a resume: continue the saved RNG streams
-            set_rng_state(self._resume["rng"])
-            self._resume = None
+    def on_train_epoch_start(self) -> None:
+        if self.cfg.freeze_backbone:  # a frozen backbone also keeps its BatchNorm statistics and no dropout
+            self.model.backbone.eval()
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
         x, y = split_batch(batch)
@@ -167,18 +133,11 @@ class ClassifierModule(pl.LightningModule):
 
     # ----- checkpoints -------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
         checkpoint["hetmem"] = {
             "config": self.cfg.to_dict(),
             "seed": self.seed,
             "num_classes": self.task.num_classes,
             "feature_dim": self.model.head.feature_dim,
+            "input_shape": list(self.task.input_spec.shape),
         }
-        progress = self.trainer.fit_loop.epoch_loop.batch_progress.current
-        checkpoint["hetmem_resume"] = {
-            "rng": rng_state(),
-            "epoch": self.trainer.current_epoch,
-            "batches_done": progress.processed,
-        }
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self._resume = checkpoint.get("hetmem_resume")

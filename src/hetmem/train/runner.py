@@ -72,6 +72,12 @@ def build_model(cfg: TrainConfig, task: Any):
         backbone = create_backbone(cfg.backbone, task.input_spec, **cfg.backbone_options)
     except (TypeError, ValueError) as err:
         raise ConfigError(f"backbone {cfg.backbone!r}: {err}") from None
+    if cfg.init_from:
+        from hetmem.train.checkpoint import load_backbone_weights
+
+        load_backbone_weights(backbone, cfg.init_from, backbone=cfg.backbone, options=cfg.backbone_options, input_shape=task.input_spec.shape)
+    if cfg.freeze_backbone:
+        backbone.requires_grad_(False)
     return HMAClassifier(backbone, cfg.hma_config(task.num_classes))
 
 
@@ -89,7 +95,8 @@ def _with_test_mean(results: dict[str, dict[str, float]], test_names: list[str])
     return results
 
 
-def _trainer(cfg: TrainConfig, seed_dir: Path | None, callbacks: list, *, fit: bool):
+def _trainer(cfg: Any, seed_dir: Path | None, callbacks: list, *, fit: bool):
+    """A Lightning Trainer for a TrainConfig or PretrainConfig (same run-level fields)."""
     import lightning.pytorch as pl
     from lightning.pytorch.loggers import CSVLogger
 
@@ -116,11 +123,11 @@ def _trainer(cfg: TrainConfig, seed_dir: Path | None, callbacks: list, *, fit: b
         enable_model_summary=False,
         enable_checkpointing=fit,
         plugins=[AtomicCheckpointIO()],
-        gradient_clip_val=cfg.optim.grad_clip,
+        gradient_clip_val=cfg.optim.grad_clip if hasattr(cfg, "optim") else None,
         num_sanity_val_steps=0,
-        check_val_every_n_epoch=cfg.val_every_n_epochs,
-        limit_val_batches=cfg.limit_eval_batches or 1.0,
-        limit_test_batches=cfg.limit_eval_batches or 1.0,
+        check_val_every_n_epoch=getattr(cfg, "val_every_n_epochs", 1),
+        limit_val_batches=getattr(cfg, "limit_eval_batches", None) or 1.0,
+        limit_test_batches=getattr(cfg, "limit_eval_batches", None) or 1.0,
         log_every_n_steps=1,
         default_root_dir=str(seed_dir) if seed_dir else None,
     )
