@@ -27,6 +27,8 @@ def test_every_experiment_runs_end_to_end(tiny_store):
         assert r["tiny"] is True and r["seed"] == 0 and r["versions"]["torch"] and r["machine"]["cores"]
         if EXPERIMENTS[r["experiment"]].kind == "efficiency":
             assert r["efficiency"]["params_added"] > 0 and r["efficiency"]["hma"]["step_ms"] > 0
+        elif r["cell"].get("stage") == "pretrain":
+            assert Path(r["checkpoint"]).is_file() and set(r["pretrain"]) == {"initial", "pretrained", "last_epoch"}
         else:
             assert Path(r["checkpoint"]).is_file() and "val" in r["metrics"]
         if r["experiment"] == "inference":

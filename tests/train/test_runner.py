@@ -116,3 +116,13 @@ def test_bad_eval_context_is_a_config_error(tmp_path):
     train(toy(), tmp_path / "run")
     with pytest.raises(ValueError, match="eval_context"):
         evaluate(tmp_path / "run", eval_context="global")
+
+
+@pytest.mark.slow
+def test_two_processes_through_lightning(tmp_path):
+    """devices=2 on CPU: Lightning spawns 2 gloo ranks; queue writes are gathered, metrics cover every row."""
+    run = train(toy(devices=2, epochs=2, hma={"queue_size": 32, "label_dim": 8, "global_batch": True}), tmp_path / "ddp")
+    state = torch.load(tmp_path / "ddp" / "seed-0" / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    assert int(state["model.head.queue.count"]) == 32  # 96 rows a epoch gathered from both ranks fill it
+    assert int(state["model.head.queue.ptr"]) == (2 * 96) % 32
+    assert 0.0 <= run.seeds[0].metrics["test"]["accuracy"] <= 1.0
