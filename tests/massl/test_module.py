@@ -4,7 +4,6 @@ import warnings
 import lightning.pytorch as pl
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 

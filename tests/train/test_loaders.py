@@ -64,7 +64,7 @@ def test_subset_of_tensor_dataset_is_indexed_directly():
 
 
 def test_graph_batches():
-    pyg = pytest.importorskip("torch_geometric")
+    pytest.importorskip("torch_geometric")
     from torch_geometric.data import Data
 
     graphs = [Data(x=torch.ones(n, 2), edge_index=torch.zeros(2, 0, dtype=torch.long), y=torch.tensor([n % 2])) for n in (2, 3, 4)]

@@ -4,7 +4,7 @@ import pytest
 import torch
 import yaml
 
-from hetmem.errors import CheckpointError, ConfigError, RunExistsError
+from hetmem.errors import CheckpointError, RunExistsError
 from hetmem.data.task import DataError
 from hetmem.train.config import resolve_config
 from hetmem.train.runner import evaluate, train

@@ -3,9 +3,6 @@
 45,000 train / 5,000 validation (stratified, from the training batches) / 10,000 test images,
 normalised per channel with the training split's mean and std; training images get a random
 32-pixel crop of the 4-pixel zero-padded image and a horizontal flip, drawn on the fly.
-
-Also the download helper the download-only tasks share (:func:`fetch_url`): a short timeout,
-a ``.part`` file renamed only when complete, every failure an ``OSError``.
 """
 
 from __future__ import annotations
@@ -25,10 +22,10 @@ from torch import Tensor
 from torch.utils.data import TensorDataset
 
 from hetmem.backbones.spec import InputSpec
-from hetmem.data.download import error_line, fetch_url
+from hetmem.data.download import error_line, fetch_or_explain
 from hetmem.data.splits import fraction_sizes, stratified_split
 from hetmem.data.task import DataError, TaskData, register_task, subsample_per_class
-from hetmem.errors import ConfigError, DataNotFoundError
+from hetmem.errors import ConfigError
 
 __all__ = [
     "AugmentedTensorDataset",
@@ -159,16 +156,11 @@ def _locate(files: _CifarFiles, root: Path, download: bool) -> Path:
     for candidate in (root / files.folder, root / files.archive):
         if candidate.exists():
             return candidate
-    reason = "download=False"
-    if download:
-        try:
-            return fetch_url(files.url, root / files.archive, md5=files.md5)
-        except OSError as err:
-            reason = f"download failed: {error_line(err)}"
-    raise DataNotFoundError(
+    missing = (
         f"{files.title} not found: put {files.archive} ({files.url}) or its extracted folder {files.folder}/ "
-        f"in {root}/ or pass --data-root ({reason})"
+        f"in {root}/ or pass --data-root"
     )
+    return fetch_or_explain(files.url, root / files.archive, download=download, missing=missing, md5=files.md5)
 
 
 def read_cifar(task: str, root: Path, *, download: bool = True) -> dict[str, Any]:

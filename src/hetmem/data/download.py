@@ -11,7 +11,9 @@ import shutil
 import urllib.request
 from pathlib import Path
 
-__all__ = ["DOWNLOAD_TIMEOUT_S", "error_line", "fetch_url"]
+from hetmem.errors import DataNotFoundError
+
+__all__ = ["DOWNLOAD_TIMEOUT_S", "error_line", "fetch_or_explain", "fetch_url"]
 
 log = logging.getLogger(__name__)
 
@@ -66,3 +68,20 @@ def fetch_url(url: str, path: Path, *, md5: str | None = None, timeout: float = 
 def error_line(err: BaseException) -> str:
     """``"Type: message"`` of an exception on one line (for one-line user-facing errors)."""
     return " ".join(f"{type(err).__name__}: {err}".split())
+
+
+def fetch_or_explain(url: str, path: Path, *, download: bool, missing: str, md5: str | None = None) -> Path:
+    """Downloads ``url`` to ``path`` when ``download`` is set; otherwise, or when that fails,
+    raises :class:`DataNotFoundError` with ``missing`` (what to fetch and where to put it)
+    followed by the reason.
+
+    Returns:
+        ``path``, complete.
+    """
+    reason = "download=False"
+    if download:
+        try:
+            return fetch_url(url, path, md5=md5)
+        except OSError as err:
+            reason = f"download failed: {error_line(err)}"
+    raise DataNotFoundError(f"{missing} ({reason})")

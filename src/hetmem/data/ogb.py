@@ -24,10 +24,9 @@ from typing import Any
 import torch
 
 from hetmem.backbones.spec import InputSpec
-from hetmem.data.download import error_line, fetch_url
+from hetmem.data.download import error_line, fetch_or_explain
 from hetmem.data.splits import optional_import
 from hetmem.data.task import DataError, TaskData, register_task, subsample_per_class
-from hetmem.errors import DataNotFoundError
 
 __all__ = ["OGB_TASKS", "GraphLabel", "load_ogb", "ogb_meta"]
 
@@ -89,17 +88,8 @@ def _ensure_folder(name: str, meta: dict[str, str], base: Path, download: bool) 
         shutil.rmtree(folder)  # an empty leftover of an interrupted ogb download
     if not folder.is_dir():
         if not archive.is_file():
-            reason = "download=False"
-            if download:
-                try:
-                    fetch_url(url, archive)
-                except OSError as err:
-                    reason = f"download failed: {error_line(err)}"
-            if not archive.is_file():
-                raise DataNotFoundError(
-                    f"OGB data set {name} not found: put {archive.name} ({url}) in {base}/ "
-                    f"(it is unpacked to {folder}/), or pass --data-root ({reason})"
-                )
+            missing = f"OGB data set {name} not found: put {archive.name} ({url}) in {base}/ (it is unpacked to {folder}/), or pass --data-root"
+            fetch_or_explain(url, archive, download=download, missing=missing)
         _unpack(archive, meta["download_name"], folder)
     release = folder / f"RELEASE_v{meta['version']}.txt"
     needed = [release, *(folder / "raw" / f"{f}.csv.gz" for f in _RAW)]

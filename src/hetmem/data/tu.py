@@ -19,10 +19,10 @@ import numpy as np
 import torch
 
 from hetmem.backbones.spec import InputSpec
-from hetmem.data.download import error_line, fetch_url
+from hetmem.data.download import error_line, fetch_or_explain
 from hetmem.data.splits import check_choice, fraction_sizes, optional_import, size_shift_split, stratified_split
 from hetmem.data.task import DataError, TaskData, register_task, subsample_per_class
-from hetmem.errors import ConfigError, DataNotFoundError
+from hetmem.errors import ConfigError
 
 __all__ = ["TU_NAMES", "NodeFeatures", "load_tu", "size_shift_split"]
 
@@ -100,17 +100,11 @@ def _ensure_raw(tu_name: str, base: Path, download: bool, url: str) -> Path:
         return all((raw_dir / f"{tu_name}_{part}.txt").is_file() for part in ("A", "graph_indicator"))
 
     if not have() and not archive.is_file():
-        reason = "download=False"
-        if download:
-            try:
-                fetch_url(url, archive)
-            except OSError as err:
-                reason = f"download failed: {error_line(err)}"
-        if not archive.is_file():
-            raise DataNotFoundError(
-                f"TU data set {tu_name} not found: put {tu_name}.zip ({url}) in {base}/ "
-                f"or its {tu_name}_*.txt files in {raw_dir}/, or pass --data-root ({reason})"
-            )
+        missing = (
+            f"TU data set {tu_name} not found: put {tu_name}.zip ({url}) in {base}/ "
+            f"or its {tu_name}_*.txt files in {raw_dir}/, or pass --data-root"
+        )
+        fetch_or_explain(url, archive, download=download, missing=missing)
     if not have():
         _unpack(archive, tu_name, raw_dir)
     for part in _REQUIRED:

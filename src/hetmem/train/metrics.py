@@ -3,7 +3,6 @@ for OGB data sets), and cross-entropy."""
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
