@@ -51,6 +51,24 @@ def test_a_rerun_skips_finished_runs_and_an_interrupted_grid_continues(tiny_stor
 
 
 @pytest.mark.slow
+def test_a_run_left_by_an_older_cell_definition_is_started_again(tiny_store):
+    import yaml
+
+    _, store, work, _ = tiny_store
+    lines = store.read_text().splitlines()
+    row = next(json.loads(l) for l in lines if json.loads(l)["experiment"] == "capacity")
+    run_dir = work / "capacity" / row["key"]
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text())
+    (run_dir / "config.yaml").write_text(yaml.safe_dump({**saved, "epochs": 99}))  # as if the grid had changed
+    partial = store.with_name("stale.jsonl")
+    partial.write_text("\n".join(l for l in lines if json.loads(l)["key"] != row["key"]) + "\n")
+    again = run_experiment("capacity", seeds=[0], store=partial, work_dir=work, tiny=True)
+    assert [r["key"] for r in again.added] == [row["key"]]
+    assert again.added[0]["metrics"] == row["metrics"]
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["epochs"] == saved["epochs"]
+
+
+@pytest.mark.slow
 def test_report_renders_every_experiment_with_provenance_and_figures(tiny_store):
     root, store, _, _ = tiny_store
     text = build_report(store, root / "RESULTS.md", root / "figures", include_tiny=True)

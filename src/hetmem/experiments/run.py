@@ -4,6 +4,7 @@ results store does not hold yet, and appends one row per finished run."""
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,11 +34,26 @@ def _config(cell: Cell, seed: int):
     return resolve_config(*cell.layers, {"seeds": [seed], "progress": False})
 
 
+def _resumable(out: Path, cfg: Any) -> bool:
+    """Whether ``out`` holds an interrupted run of ``cfg``. A run left by an earlier definition of
+    the cell (its config differs) is deleted: the store, not this work directory, holds results."""
+    from hetmem.train.runner import config_differences
+
+    if not (out / "config.yaml").is_file():
+        return False
+    differs = config_differences(out, cfg)
+    if differs:
+        log.warning("%s was run with another config (%s differs); starting it again", out, differs[0])
+        shutil.rmtree(out)
+        return False
+    return True
+
+
 def _train(cfg: Any, out: Path, tiny: bool = False) -> dict[str, Any]:
     """Trains one seed into ``out``; continues it from its last checkpoint if it was interrupted."""
     from hetmem.train.runner import train
 
-    run = train(cfg, out, resume=(out / "config.yaml").is_file())
+    run = train(cfg, out, resume=_resumable(out, cfg))
     seed = run.seeds[0]
     ckpt = Path(seed.seed_dir) / "checkpoints" / "best.ckpt"
     return {"metrics": seed.metrics, "best_epoch": seed.best_epoch, "train_wall_s": seed.wall_s, "checkpoint": str(ckpt)}
@@ -70,7 +86,7 @@ def _massl(cell: Cell, seed: int, out: Path, tiny: bool, name: str, work_dir: Pa
 
     if cell.params["stage"] == "pretrain":
         cfg = resolve_pretrain_config(*cell.layers, {"seeds": [seed], "progress": False})
-        run = pretrain(cfg, out, resume=(out / "config.yaml").is_file())
+        run = pretrain(cfg, out, resume=_resumable(out, cfg))
         s = run["seeds"][0]
         return cfg, {"pretrain": {"initial": s["initial"], "pretrained": s["pretrained"], "last_epoch": s["last_epoch"]}, "checkpoint": s["checkpoint"]}
     pre = {"stage": "pretrain", "task": cell.params["task"], "blocks": "random", **({"tiny": True} if tiny else {})}

@@ -199,15 +199,20 @@ def summarize(results: list[SeedResult]) -> dict[str, dict[str, dict[str, float]
     return summary
 
 
+def config_differences(out: Path, cfg: Any) -> list[str]:
+    """The fields (seeds aside) in which the run saved in ``out`` differs from ``cfg``, sorted."""
+    saved = yaml.safe_load((Path(out) / "config.yaml").read_text()) or {}
+    mine = cfg.to_dict()
+    return sorted(k for k in set(saved) | set(mine) if k != "seeds" and saved.get(k) != mine.get(k))
+
+
 def _prepare_out_dir(out: Path, cfg: TrainConfig, *, overwrite: bool, resume: bool) -> None:
     config_file = out / "config.yaml"
     if out.exists() and any(out.iterdir()):
         if resume:
             if not config_file.is_file():
                 raise RunExistsError(f"{out} is not a hetmem run directory (no config.yaml); cannot resume it")
-            saved = yaml.safe_load(config_file.read_text())
-            mine = cfg.to_dict()
-            differs = sorted(k for k in set(saved) | set(mine) if k != "seeds" and saved.get(k) != mine.get(k))
+            differs = config_differences(out, cfg)
             if differs:
                 raise RunExistsError(f"cannot resume {out}: its config differs in {differs[0]!r}; use another --out")
             return
