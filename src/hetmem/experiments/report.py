@@ -25,8 +25,9 @@ log = logging.getLogger(__name__)
 
 def _fmt(values: list[float]) -> tuple[float, str]:
     mean = statistics.fmean(values)
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return mean, f"{mean:.3f} ± {std:.3f}"
+    if len(values) < 2:
+        return mean, f"{mean:.3f} (1 seed)"
+    return mean, f"{mean:.3f} ± {statistics.stdev(values):.3f}"
 
 
 def _provenance(exp: Experiment, rows: list[dict[str, Any]]) -> str:
@@ -55,7 +56,7 @@ def _grid_table(exp: Experiment, rows: list[dict[str, Any]]) -> tuple[str, list[
     has_pair = "none" in cols and "hma" in cols
     header = [*row_keys, "metric", *[f"{col}={c}" for c in cols]] + (["hma − none"] if has_pair else [])
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    wins = ties = losses = 0
+    wins = ties = losses = single = 0
     for key, by_col in cells.items():
         stats = {c: _fmt(v) for c, v in by_col.items()}
         best = max(stats.values(), key=lambda s: s[0])[0]
@@ -71,7 +72,9 @@ def _grid_table(exp: Experiment, rows: list[dict[str, Any]]) -> tuple[str, list[
             spread = max(statistics.stdev(by_col["none"]) if len(by_col["none"]) > 1 else 0.0,
                          statistics.stdev(by_col["hma"]) if len(by_col["hma"]) > 1 else 0.0)
             out.append(f"{diff:+.3f}")
-            if abs(diff) <= spread:
+            if min(len(by_col["none"]), len(by_col["hma"])) < 2:
+                single += 1  # no spread to compare the difference with
+            elif abs(diff) <= spread:
                 ties += 1
             elif diff > 0:
                 wins += 1
@@ -85,8 +88,9 @@ def _grid_table(exp: Experiment, rows: list[dict[str, Any]]) -> tuple[str, list[
     if has_pair:
         notes.append(
             f"**Verdict:** HMA is better than the baseline by more than one standard deviation in {wins} of "
-            f"{wins + ties + losses} rows, within one standard deviation in {ties}, and worse by more than one "
-            f"in {losses}."
+            f"{wins + ties + losses} rows with several seeds, within one standard deviation in {ties}, and worse by more than one "
+            f"in {losses}"
+            + (f"; {single} rows have a single seed and are not called either way." if single else ".")
         )
     return "\n".join(lines), notes
 
