@@ -71,7 +71,7 @@ def test_a_run_left_by_an_older_cell_definition_is_started_again(tiny_store):
 @pytest.mark.slow
 def test_report_renders_every_experiment_with_provenance_and_figures(tiny_store):
     root, store, _, _ = tiny_store
-    text = build_report(store, root / "RESULTS.md", root / "figures", include_tiny=True)
+    text = build_report(store, root / "report" / "RESULTS.md", root / "figures", include_tiny=True)  # a new directory
     for exp in EXPERIMENTS.values():
         assert f"(`{exp.name}`)" in text
         assert f"`hetmem experiment {exp.name}` then `hetmem report`; seeds [0]" in text

@@ -258,5 +258,6 @@ def build_report(
             for fig in _model_figures(rows, fig_dir):
                 parts += ["", f"![{fig.stem}]({rel(fig)})"]
     text = "\n".join(parts) + "\n"
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
     return text
