@@ -103,3 +103,15 @@ def test_missing_data_directory_names_the_file_to_fetch(tmp_path, capsys):
     err = one_error_line(capsys)
     assert "cifar-10-python.tar.gz" in err and "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz" in err
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("where, match", [("task", "expected KEY=VALUE"), ("task=cifar", "no cell with")])
+def test_experiment_bad_where_exits_2(tmp_path, capsys, where, match):
+    args = ["experiment", "ablation", "--where", where, "--store", str(tmp_path / "s.jsonl")]
+    try:
+        code = main(args)
+    except SystemExit as exc:  # argparse rejects a malformed KEY=VALUE itself
+        code = exc.code
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert match in err[-1]

@@ -70,6 +70,13 @@ def _seeds(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers like 0,1,2, got {text!r}") from None
 
 
+def _key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE like task=digits, got {text!r}")
+    return key.strip(), value.strip()
+
+
 def _train_layers(args: argparse.Namespace) -> list[dict]:
     from hetmem.train.config import load_yaml, parse_overrides
 
@@ -230,7 +237,8 @@ def _experiment(args: argparse.Namespace) -> int:
             print(f"{exp.name:15s} {exp.title}\n{'':15s} scale: {exp.scale}")
         return 0
     for name in args.names:
-        run = run_experiment(name, seeds=args.seeds, store=args.store, work_dir=args.work_dir, tiny=args.tiny)
+        run = run_experiment(name, seeds=args.seeds, store=args.store, work_dir=args.work_dir, tiny=args.tiny,
+                             where=dict(args.where or []))
         print(f"{name}: {len(run.added)} runs added, {run.skipped} already in the store")
     return 0
 
@@ -243,6 +251,8 @@ def _add_experiment(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--store", help="results file (default results/store.jsonl)")
     p.add_argument("--work-dir", help="run directories (default results/runs)")
     p.add_argument("--tiny", action="store_true", help="two cells, one epoch: checks the pipeline, not a result")
+    p.add_argument("--where", type=_key_value, action="append", metavar="KEY=VALUE",
+                   help="run only the cells with this parameter value, e.g. task=digits (repeatable)")
     p.set_defaults(func=_experiment)
 
 

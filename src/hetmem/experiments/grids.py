@@ -180,7 +180,7 @@ def _efficiency(tiny: bool) -> list[Cell]:
 
 
 # ----- 9. MaSSL: self-supervised pretraining, then few labels ------------------------------------
-MASSL_TASKS = ("mnist", "digits")
+MASSL_TASKS = ("digits", "mnist")
 MASSL_SAMPLINGS = ("random", "contiguous", "none")  # the method, the paper's collapsing ablation, no blocks
 LOWSHOT = (1, 5, 10)
 # mnist at 14 px and 10 epochs: at 28 px one epoch of the 3,500 images took ~2.7 min on one core

@@ -97,6 +97,20 @@ def _massl(cell: Cell, seed: int, out: Path, tiny: bool, name: str, work_dir: Pa
     return cfg, _train(cfg, out, tiny)
 
 
+def _select(exp: Experiment, cells: list[Cell], where: dict[str, str]) -> list[Cell]:
+    if not where:
+        return cells
+    params = sorted({k for c in cells for k in c.params})
+    unknown = sorted(set(where) - set(params))
+    if unknown:
+        raise ValueError(f"experiment {exp.name!r} has no cell parameter {unknown[0]!r}; expected one of {params}")
+    chosen = [c for c in cells if all(str(c.params.get(k)) == str(v) for k, v in where.items())]
+    if not chosen:
+        values = {k: sorted({str(c.params.get(k)) for c in cells}) for k in where}
+        raise ValueError(f"experiment {exp.name!r} has no cell with {where}; the values are {values}")
+    return chosen
+
+
 _KINDS = {"train": _train, "inference": _inference, "efficiency": _efficiency}
 
 
@@ -107,6 +121,7 @@ def run_experiment(
     store: str | Path | None = None,
     work_dir: str | Path | None = None,
     tiny: bool = False,
+    where: dict[str, str] | None = None,
 ) -> ExperimentRun:
     """Runs what is missing of experiment ``name``.
 
@@ -116,6 +131,8 @@ def run_experiment(
         store: the results file (default ``results/store.jsonl``).
         work_dir: where run directories (checkpoints, logs) go (default ``results/runs``).
         tiny: the two-cell, one-epoch version (tests); its rows are keyed apart from the real ones.
+        where: run only the cells whose params match, e.g. ``{"task": "digits"}`` (values
+            compared as text).
 
     Returns:
         The rows added and how many runs were already in the store. A grid interrupted
@@ -126,7 +143,7 @@ def run_experiment(
     seeds = list(seeds) if seeds is not None else list(exp.seeds)
     store = ResultsStore(store or DEFAULT_STORE)
     work_dir = Path(work_dir or DEFAULT_WORK_DIR)
-    cells = exp.cells(tiny)
+    cells = _select(exp, exp.cells(tiny), where or {})
     done = store.keys()
     env = environment()
     result = ExperimentRun(name)
