@@ -21,3 +21,9 @@ def test_the_verdict_calls_only_rows_with_several_seeds():
     verdict = next(n for n in notes if n.startswith("**Verdict:**"))
     assert "in 1 of 1 rows with several seeds" in verdict and "worse by more than one in 0" in verdict
     assert "1 rows have a single seed" in verdict
+
+
+def test_a_table_of_single_seeds_makes_no_verdict():
+    rows = [_row("digits", "none", 0, 0.90), _row("digits", "hma", 0, 0.95)]
+    _, notes = _grid_table(get_experiment("ablation"), rows)
+    assert any(n.startswith("**Verdict:** none: every row has a single seed (1)") for n in notes)

@@ -85,11 +85,13 @@ def _grid_table(exp: Experiment, rows: list[dict[str, Any]]) -> tuple[str, list[
         lines.append("| " + " | ".join(out) + " |")
     notes = ["Scores: the task's metric on its test split (the mean over test sets where there are several), "
              "from the best-validation checkpoint; mean ± std over seeds; the best mean of each row in bold."]
-    if has_pair:
+    if has_pair and wins + ties + losses == 0:
+        notes.append(f"**Verdict:** none: every row has a single seed ({single}), too few to call HMA better or worse.")
+    elif has_pair:
         notes.append(
             f"**Verdict:** HMA is better than the baseline by more than one standard deviation in {wins} of "
-            f"{wins + ties + losses} rows with several seeds, within one standard deviation in {ties}, and worse by more than one "
-            f"in {losses}"
+            f"{wins + ties + losses} rows with several seeds, within one standard deviation in {ties}, and worse by "
+            f"more than one in {losses}"
             + (f"; {single} rows have a single seed and are not called either way." if single else ".")
         )
     return "\n".join(lines), notes
