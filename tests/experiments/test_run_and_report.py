@@ -71,12 +71,12 @@ def test_a_run_left_by_an_older_cell_definition_is_started_again(tiny_store):
 @pytest.mark.slow
 def test_report_renders_every_experiment_with_provenance_and_figures(tiny_store):
     root, store, _, _ = tiny_store
-    text = build_report(store, root / "report" / "RESULTS.md", root / "figures", include_tiny=True)  # a new directory
+    text = build_report(store, root / "report" / "RESULTS.md", root / "report" / "figures", include_tiny=True)  # new dirs
     for exp in EXPERIMENTS.values():
         assert f"(`{exp.name}`)" in text
         assert f"`hetmem experiment {exp.name}` then `hetmem report`; seeds [0]" in text
     assert "**Verdict:**" in text and "±" in text
     for fig in ("memory-sweep", "capacity", "scarcity", "inference"):
-        assert (root / "figures" / f"{fig}.png").stat().st_size > 5000
+        assert (root / "report" / "figures" / f"{fig}.png").stat().st_size > 5000
         assert f"](figures/{fig}.png)" in text
     assert build_report(store, root / "R2.md", root / "f2") .count("## ") == 0  # tiny rows are excluded by default

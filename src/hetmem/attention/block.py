@@ -40,6 +40,7 @@ class MemoryAttentionBlock(nn.Module):
           ``"single"`` context (key 0 is the row itself) and B + M in the ``"batch"`` context.
 
     Example:
+        >>> import torch
         >>> block = MemoryAttentionBlock(dim=8, num_heads=2)
         >>> block(torch.randn(5, 8), memory=torch.randn(3, 8), context="batch").shape
         torch.Size([5, 8])
