@@ -69,12 +69,10 @@ def _grid_table(exp: Experiment, rows: list[dict[str, Any]]) -> tuple[str, list[
             out.append(f"**{text}**" if mean == best else text)
         if has_pair and "none" in by_col and "hma" in by_col:
             diff = stats["hma"][0] - stats["none"][0]
-            spread = max(statistics.stdev(by_col["none"]) if len(by_col["none"]) > 1 else 0.0,
-                         statistics.stdev(by_col["hma"]) if len(by_col["hma"]) > 1 else 0.0)
             out.append(f"{diff:+.3f}")
             if min(len(by_col["none"]), len(by_col["hma"])) < 2:
                 single += 1  # no spread to compare the difference with
-            elif abs(diff) <= spread:
+            elif abs(diff) <= max(statistics.stdev(by_col["none"]), statistics.stdev(by_col["hma"])):
                 ties += 1
             elif diff > 0:
                 wins += 1
