@@ -230,11 +230,19 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
 
 # ----- experiment / report ------------------------------------------------------------------
 def _experiment(args: argparse.Namespace) -> int:
-    from hetmem.experiments import EXPERIMENTS, run_experiment
+    from hetmem.experiments import EXPERIMENTS, pending_runs, run_experiment
 
     if args.list or not args.names:
         for exp in EXPERIMENTS.values():
             print(f"{exp.name:15s} {exp.title}\n{'':15s} scale: {exp.scale}")
+        return 0
+    if args.plan:
+        for name in args.names:
+            todo, skipped = pending_runs(name, seeds=args.seeds, store=args.store, tiny=args.tiny,
+                                         where=dict(args.where or []))
+            for run in todo:
+                print(f"{name}: {run.params} seed {run.seed}")
+            print(f"{name}: {len(todo)} runs to do, {skipped} already in the store")
         return 0
     for name in args.names:
         run = run_experiment(name, seeds=args.seeds, store=args.store, work_dir=args.work_dir, tiny=args.tiny,
@@ -251,6 +259,7 @@ def _add_experiment(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--store", help="results file (default results/store.jsonl)")
     p.add_argument("--work-dir", help="run directories (default results/runs)")
     p.add_argument("--tiny", action="store_true", help="two cells, one epoch: checks the pipeline, not a result")
+    p.add_argument("--plan", action="store_true", help="list the runs the store lacks, run nothing")
     p.add_argument("--where", type=_key_value, action="append", metavar="KEY=VALUE",
                    help="run only the cells with this parameter value, e.g. task=digits (repeatable)")
     p.set_defaults(func=_experiment)

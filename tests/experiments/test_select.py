@@ -24,3 +24,19 @@ def test_a_where_that_matches_nothing_is_a_clear_error_before_anything_runs(tmp_
     with pytest.raises(ValueError, match=message):
         run_experiment("ablation", store=tmp_path / "s.jsonl", work_dir=tmp_path / "runs", where=where)
     assert not (tmp_path / "s.jsonl").exists() and not (tmp_path / "runs").exists()
+
+
+def test_pending_runs_lists_what_the_store_lacks_and_runs_nothing(tmp_path):
+    from hetmem.experiments import ResultsStore, pending_runs
+    from hetmem.experiments.store import cell_key
+
+    store = tmp_path / "s.jsonl"
+    todo, skipped = pending_runs("ablation", seeds=[0, 1], store=store, where={"task": "digits"})
+    assert skipped == 0 and len(todo) == 2 * 7
+    assert [(r.params["variant"], r.seed) for r in todo[:2]] == [("none", 0), ("none", 1)]
+    first = todo[0]
+    assert first.key == cell_key("ablation", first.params, 0)
+    ResultsStore(store).add({"key": first.key, "experiment": "ablation", "metrics": {}})
+    todo2, skipped2 = pending_runs("ablation", seeds=[0, 1], store=store, where={"task": "digits"})
+    assert skipped2 == 1 and todo2 == todo[1:]
+    assert not (tmp_path / "runs").exists() and len(list(ResultsStore(store).rows())) == 1

@@ -13,7 +13,7 @@ from typing import Any
 from hetmem.experiments.grids import INFERENCE_BATCH_SIZES, Cell, Experiment, get_experiment
 from hetmem.experiments.store import ResultsStore, cell_key, environment
 
-__all__ = ["ExperimentRun", "run_experiment", "DEFAULT_STORE", "DEFAULT_WORK_DIR"]
+__all__ = ["ExperimentRun", "PendingRun", "pending_runs", "run_experiment", "DEFAULT_STORE", "DEFAULT_WORK_DIR"]
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +111,39 @@ def _select(exp: Experiment, cells: list[Cell], where: dict[str, str]) -> list[C
     return chosen
 
 
+@dataclass(frozen=True)
+class PendingRun:
+    cell: Cell
+    params: dict[str, Any]  # the cell's params as the store keys them
+    seed: int
+    key: str
+
+
+def pending_runs(
+    name: str,
+    *,
+    seeds: list[int] | None = None,
+    store: str | Path | None = None,
+    tiny: bool = False,
+    where: dict[str, str] | None = None,
+) -> tuple[list[PendingRun], int]:
+    """The runs of experiment ``name`` that the store does not hold yet, in the order
+    :func:`run_experiment` would run them, and how many it already holds. Runs nothing."""
+    exp: Experiment = get_experiment(name)
+    seeds = list(seeds) if seeds is not None else list(exp.seeds)
+    done = ResultsStore(store or DEFAULT_STORE).keys()
+    todo, skipped = [], 0
+    for cell in _select(exp, exp.cells(tiny), where or {}):
+        params = {**cell.params, **({"tiny": True} if tiny else {})}
+        for seed in seeds:
+            key = cell_key(name, params, seed)
+            if key in done:
+                skipped += 1
+            else:
+                todo.append(PendingRun(cell, params, seed, key))
+    return todo, skipped
+
+
 _KINDS = {"train": _train, "inference": _inference, "efficiency": _efficiency}
 
 
@@ -140,37 +173,33 @@ def run_experiment(
         resumes from its last checkpoint.
     """
     exp: Experiment = get_experiment(name)
-    seeds = list(seeds) if seeds is not None else list(exp.seeds)
+    todo, skipped = pending_runs(name, seeds=seeds, store=store, tiny=tiny, where=where)
     store = ResultsStore(store or DEFAULT_STORE)
     work_dir = Path(work_dir or DEFAULT_WORK_DIR)
-    cells = _select(exp, exp.cells(tiny), where or {})
-    done = store.keys()
     env = environment()
-    result = ExperimentRun(name)
-    for cell in cells:
-        params = {**cell.params, **({"tiny": True} if tiny else {})}
-        for seed in seeds:
-            key = cell_key(name, params, seed)
-            if key in done:
-                result.skipped += 1
-                continue
-            log.info("%s: %s seed %d", name, params, seed)
-            start = time.perf_counter()
-            if exp.kind == "massl":
-                cfg, row = _massl(cell, seed, work_dir / name / key, tiny, name, work_dir)
-            else:
-                cfg = _config(cell, seed)
-                row = _KINDS[exp.kind](cfg, work_dir / name / key, tiny)
-            row.update(
-                key=key,
-                experiment=name,
-                cell=params,
-                seed=seed,
-                config=cfg.to_dict(),
-                wall_s=time.perf_counter() - start,
-                tiny=tiny,
-                **env,
-            )
-            store.add(row)
-            result.added.append(row)
+    result = ExperimentRun(name, skipped=skipped)
+    for run in todo:
+        cell, params, seed, key = run.cell, run.params, run.seed, run.key
+        if store.has(key):  # another process finished it since the plan was made
+            result.skipped += 1
+            continue
+        log.info("%s: %s seed %d", name, params, seed)
+        start = time.perf_counter()
+        if exp.kind == "massl":
+            cfg, row = _massl(cell, seed, work_dir / name / key, tiny, name, work_dir)
+        else:
+            cfg = _config(cell, seed)
+            row = _KINDS[exp.kind](cfg, work_dir / name / key, tiny)
+        row.update(
+            key=key,
+            experiment=name,
+            cell=params,
+            seed=seed,
+            config=cfg.to_dict(),
+            wall_s=time.perf_counter() - start,
+            tiny=tiny,
+            **env,
+        )
+        store.add(row)
+        result.added.append(row)
     return result
