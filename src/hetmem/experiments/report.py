@@ -30,6 +30,12 @@ def _fmt(values: list[float]) -> tuple[float, str]:
     return mean, f"{mean:.3f} ± {statistics.stdev(values):.3f}"
 
 
+def _md_table(header: list[str], body: list[list[str]]) -> str:
+    """A Markdown table: one header row, the separator, one line per row of ``body``."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(cells) + " |" for cells in body])
+
+
 def _provenance(exp: Experiment, rows: list[dict[str, Any]]) -> str:
     seeds = sorted({r["seed"] for r in rows})
     epochs = sorted({r["config"]["epochs"] for r in rows})
@@ -55,7 +61,7 @@ def _grid_table(exp: Experiment, rows: list[dict[str, Any]]) -> tuple[str, list[
     metrics = {tuple(r["cell"][k] for k in row_keys): score_of(r)[0] for r in rows}
     has_pair = "none" in cols and "hma" in cols
     header = [*row_keys, "metric", *[f"{col}={c}" for c in cols]] + (["hma − none"] if has_pair else [])
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    body: list[list[str]] = []
     wins = ties = losses = single = 0
     for key, by_col in cells.items():
         stats = {c: _fmt(v) for c, v in by_col.items()}
@@ -80,7 +86,7 @@ def _grid_table(exp: Experiment, rows: list[dict[str, Any]]) -> tuple[str, list[
                 losses += 1
         elif has_pair:
             out.append("–")
-        lines.append("| " + " | ".join(out) + " |")
+        body.append(out)
     notes = ["Scores: the task's metric on its test split (the mean over test sets where there are several), "
              "from the best-validation checkpoint; mean ± std over seeds; the best mean of each row in bold."]
     if has_pair and wins + ties + losses == 0:
@@ -92,7 +98,7 @@ def _grid_table(exp: Experiment, rows: list[dict[str, Any]]) -> tuple[str, list[
             f"more than one in {losses}"
             + (f"; {single} rows have a single seed and are not called either way." if single else ".")
         )
-    return "\n".join(lines), notes
+    return _md_table(header, body), notes
 
 
 def _split_table(rows: list[dict[str, Any]]) -> str | None:
@@ -112,11 +118,11 @@ def _split_table(rows: list[dict[str, Any]]) -> str | None:
             groups[key][s].append(r["metrics"][s]["accuracy"])
         epochs[key].append((r["seed"], r.get("best_epoch", "?")))
     header = [*keys, *shown, "best epoch per seed"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    body: list[list[str]] = []
     for key, by in groups.items():
         picked = ", ".join(str(e) for _, e in sorted(epochs[key], key=lambda t: t[0]))
-        lines.append("| " + " | ".join([*map(str, key), *(_fmt(by[s])[1] for s in shown), picked]) + " |")
-    return "\n".join(lines)
+        body.append([*map(str, key), *(_fmt(by[s])[1] for s in shown), picked])
+    return _md_table(header, body)
 
 
 def _inference_table(rows: list[dict[str, Any]]) -> str:
@@ -126,28 +132,28 @@ def _inference_table(rows: list[dict[str, Any]]) -> str:
             groups[(r["cell"]["task"], r["cell"]["train_context"])][setting].append(m)
     sizes = sorted({int(s.split("@")[1]) for r in rows for s in r["inference"]})
     header = ["task", "trained with", "eval context", *[f"B={b}" for b in sizes], "agreement with B=1 (min)"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    body: list[list[str]] = []
     for (task, train_ctx), by in groups.items():
         for ctx in ("batch", "single"):
             accs = [_fmt([m["accuracy"] for m in by[f"{ctx}@{b}"]])[1] for b in sizes]
             agree = min(m["agreement"] for b in sizes for m in by[f"{ctx}@{b}"])
-            lines.append("| " + " | ".join([task, train_ctx, ctx, *accs, f"{agree:.3f}"]) + " |")
-    return "\n".join(lines)
+            body.append([task, train_ctx, ctx, *accs, f"{agree:.3f}"])
+    return _md_table(header, body)
 
 
 def _efficiency_table(rows: list[dict[str, Any]]) -> str:
     header = ["task", "backbone", "backbone params", "HMA adds (trainable)", "momentum copy", "step ms none → hma",
               "peak MB none → hma (process)", "batch-1 latency ms none → hma"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    body: list[list[str]] = []
     for r in rows:
         e = r["efficiency"]
         n, h = e["none"], e["hma"]
-        lines.append("| " + " | ".join([
+        body.append([
             r["cell"]["task"], r["cell"]["backbone"], f"{e['params_backbone']:,}", f"{e['params_added']:,}", f"{e['params_frozen']:,}",
             f"{n['step_ms']:.1f} → {h['step_ms']:.1f} (×{e['step_ratio']:.1f})", f"{n['peak_mb']:.0f} → {h['peak_mb']:.0f}",
             f"{n['latency_ms']:.2f} → {h['latency_ms']:.2f} (×{e['latency_ratio']:.1f})",
-        ]) + " |")
-    return "\n".join(lines)
+        ])
+    return _md_table(header, body)
 
 
 def _massl_tables(exp: Experiment, rows: list[dict[str, Any]]) -> list[str]:
@@ -156,7 +162,7 @@ def _massl_tables(exp: Experiment, rows: list[dict[str, Any]]) -> list[str]:
     parts: list[str] = []
     if pre:
         header = ["task", "backbone", "metric (test)", "random init", *[f"blocks={s}" for s in ("random", "contiguous", "none")]]
-        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        body: list[list[str]] = []
         for task in dict.fromkeys(r["cell"]["task"] for r in pre):
             task_rows = [r for r in pre if r["cell"]["task"] == task]
             for metric in ("knn_accuracy", "linear_probe_accuracy"):
@@ -170,17 +176,17 @@ def _massl_tables(exp: Experiment, rows: list[dict[str, Any]]) -> list[str]:
                 out = [task, task_rows[0]["config"]["backbone"], metric.replace("_", " ")]
                 for key in ("init", "random", "contiguous", "none"):
                     out.append("–" if key not in cells else (f"**{cells[key][1]}**" if cells[key][0] == best else cells[key][1]))
-                lines.append("| " + " | ".join(out) + " |")
+                body.append(out)
         parts += ["Frozen-feature accuracy on the test split (weighted k-NN, k = 20, T = 0.07; logistic-regression probe), "
-                  "training split as memory / probe data, labels never used in pretraining:", "", "\n".join(lines)]
+                  "training split as memory / probe data, labels never used in pretraining:", "", _md_table(header, body)]
         header = ["task", "blocks", "student embedding std", "teacher entropy", "distinct argmax rows", "loss"]
-        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        body = []
         for r_key in dict.fromkeys((r["cell"]["task"], r["cell"]["blocks"]) for r in pre):
             group = [r for r in pre if (r["cell"]["task"], r["cell"]["blocks"]) == r_key]
             mon = lambda k: _fmt([r["pretrain"]["last_epoch"].get(k, float("nan")) for r in group])[1]  # noqa: E731
-            lines.append("| " + " | ".join([*r_key, mon("student_std"), mon("teacher_entropy"), mon("distinct_rows"), mon("loss")]) + " |")
+            body.append([*r_key, mon("student_std"), mon("teacher_entropy"), mon("distinct_rows"), mon("loss")])
         parts += ["", "Collapse monitors, mean over the last epoch (a collapsed run has a tiny embedding std and few distinct rows):",
-                  "", "\n".join(lines)]
+                  "", _md_table(header, body)]
     low = [r for r in rows if r["cell"]["stage"] == "lowshot"]
     if low:
         sub = Experiment(exp.name, exp.title, exp.question, exp.scale, exp.cells, columns=("variant",))
