@@ -1,6 +1,6 @@
 """hetmem: memory-augmented neural networks in PyTorch.
 
-Layers, bottom-up: ``memory`` (stores), ``attention`` (readers), ``models`` (methods: HMA),
+Layers, bottom-up: ``memory`` (stores), ``attention`` (readers), ``models`` (methods: HMA, MaSSL),
 ``backbones`` (feature extractors), ``data`` (tasks), ``train`` (runner), ``cli`` (thin).
 
 Shape glossary used in docstrings and comments:

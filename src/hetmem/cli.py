@@ -135,7 +135,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 def _evaluate(args: argparse.Namespace) -> int:
     if args.knn:
-        from hetmem.evaluation import evaluate_frozen
+        from hetmem.train.frozen import evaluate_frozen
 
         results = evaluate_frozen(args.checkpoint, k=args.k, temperature=args.temperature, probe=args.linear_probe, data_root=args.data_root)
     else:
@@ -167,7 +167,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 
 
 def _pretrain(args: argparse.Namespace) -> int:
-    from hetmem.massl.pretrain import pretrain, resolve_pretrain_config
+    from hetmem.train.pretrain import pretrain, resolve_pretrain_config
     from hetmem.train.config import load_yaml, parse_overrides
 
     flags = {"method": args.method, "task": args.task, "backbone": args.backbone, "seeds": args.seeds, "epochs": args.epochs,

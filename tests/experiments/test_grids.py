@@ -2,7 +2,7 @@ import pytest
 
 from hetmem.errors import ConfigError
 from hetmem.experiments.grids import EXPERIMENTS, get_experiment
-from hetmem.massl.pretrain import resolve_pretrain_config
+from hetmem.train.pretrain import resolve_pretrain_config
 from hetmem.train.config import resolve_config
 
 NAMES = ["colored-mnist", "ablation", "molecules-ood", "memory-sweep", "capacity", "scarcity", "inference", "efficiency", "massl"]

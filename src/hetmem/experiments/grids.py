@@ -190,7 +190,7 @@ MASSL_SCALE = {"mnist": {"task_options": {"image_size": 14}, "epochs": 10}, "dig
 def _massl(tiny: bool) -> list[Cell]:
     """Pretraining cells first (``stage: pretrain``), then low-shot cells that train an HMA or
     linear head on the frozen backbone pretrained with random blocks (``stage: lowshot``)."""
-    from hetmem.massl.pretrain import PRETRAIN_DEFAULTS
+    from hetmem.train.pretrain import PRETRAIN_DEFAULTS
 
     cells = []
     for task in MASSL_TASKS:
@@ -297,7 +297,7 @@ EXPERIMENTS: dict[str, Experiment] = {
             "mnist 14x14 (3,500 images, CNN 32-64-64-64, 10 epochs, batch 256, memory 4096 in blocks of 1024) and "
             "digits 8x8 (1,079 images, CNN 32-64-64, 16 epochs, batch 64, memory 1024 in blocks of 256); 2 global "
             "views, no local views and teacher temperature 0.04 (the paper's local crops and 0.04 -> 0.07 warm-up "
-            "collapsed at this scale, see hetmem/massl/pretrain.py); low-shot heads on the frozen backbone "
+            "collapsed at this scale, see hetmem/train/pretrain.py); low-shot heads on the frozen backbone "
             "pretrained with random blocks, 60-100 epochs",
             _massl,
             kind="massl",

@@ -82,7 +82,7 @@ def _efficiency(cfg: Any, out: Path, tiny: bool) -> dict[str, Any]:
 
 def _massl(cell: Cell, seed: int, out: Path, tiny: bool, name: str, work_dir: Path) -> tuple[Any, dict[str, Any]]:
     """A pretraining cell, or a low-shot cell on top of this seed's random-block pretraining."""
-    from hetmem.massl.pretrain import pretrain, resolve_pretrain_config
+    from hetmem.train.pretrain import pretrain, resolve_pretrain_config
 
     if cell.params["stage"] == "pretrain":
         cfg = resolve_pretrain_config(*cell.layers, {"seeds": [seed], "progress": False})

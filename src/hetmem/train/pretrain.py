@@ -25,8 +25,8 @@ from pydantic import Field, ValidationError
 
 from hetmem.errors import ConfigError
 from hetmem.evaluation.frozen import score_backbone
-from hetmem.massl.model import MaSSLConfig
-from hetmem.massl.module import MaSSLModule
+from hetmem.models.massl.model import MaSSLConfig
+from hetmem.models.massl.module import MaSSLModule
 from hetmem.train.config import _format_error, _merge, _Strict
 from hetmem.train.loaders import EpochLoader, make_loader
 from hetmem.train.resume import ExactResumeMixin

@@ -7,10 +7,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-import hetmem.massl.module as module_file
+import hetmem.models.massl.module as module_file
 from hetmem.evaluation import extract_features, weighted_knn_predict
-from hetmem.massl.model import MaSSLConfig
-from hetmem.massl.module import MaSSLModule, clip_grad_per_tensor_
+from hetmem.models.massl.model import MaSSLConfig
+from hetmem.models.massl.module import MaSSLModule, clip_grad_per_tensor_
 
 
 @pytest.fixture(autouse=True)

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from hetmem.massl.blocks import num_blocks, sample_memory_blocks
+from hetmem.models.massl.blocks import num_blocks, sample_memory_blocks
 
 
 def gen(seed=0):

@@ -1,6 +1,6 @@
 import pytest
 
-from hetmem.massl.schedules import (
+from hetmem.models.massl.schedules import (
     MaSSLSchedule,
     cosine_schedule,
     learning_rate,

@@ -12,9 +12,9 @@ from torch import Tensor, nn
 
 from hetmem.backbones import InputSpec, create_backbone
 from hetmem.distributed import concat_all_gather
-from hetmem.massl.blocks import check_block_sampling, sample_memory_blocks
-from hetmem.massl.head import ProjectionHead
-from hetmem.massl.loss import massl_loss
+from hetmem.models.massl.blocks import check_block_sampling, sample_memory_blocks
+from hetmem.models.massl.head import ProjectionHead
+from hetmem.models.massl.loss import massl_loss
 from hetmem.memory import FeatureQueue, MomentumEncoder
 
 __all__ = ["MaSSL", "MaSSLConfig", "MultiCropNetwork"]

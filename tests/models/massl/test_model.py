@@ -5,8 +5,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import hetmem.massl.model as model_module
-from hetmem.massl.model import MaSSL, MaSSLConfig, MultiCropNetwork
+import hetmem.models.massl.model as model_module
+from hetmem.models.massl.model import MaSSL, MaSSLConfig, MultiCropNetwork
 
 K, D, B = 32, 8, 4
 

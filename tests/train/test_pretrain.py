@@ -7,8 +7,8 @@ import torch
 
 from hetmem.cli import main
 from hetmem.errors import CheckpointError, ConfigError, RunExistsError
-from hetmem.evaluation import evaluate_frozen, load_backbone
-from hetmem.massl.pretrain import pretrain, resolve_pretrain_config
+from hetmem.train.frozen import evaluate_frozen, load_backbone
+from hetmem.train.pretrain import pretrain, resolve_pretrain_config
 from hetmem.train.config import resolve_config
 from hetmem.train.runner import build_model, train
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hetmem.massl.loss import massl_loss
+from hetmem.models.massl.loss import massl_loss
 
 
 def unit(*shape, seed=0):

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from hetmem.massl.augment import MultiCropAugmentation, gaussian_blur, random_resized_crop, solarize
+from hetmem.models.massl.augment import MultiCropAugmentation, gaussian_blur, random_resized_crop, solarize
 
 
 def images(B=6, C=1, H=28, W=28, seed=0):

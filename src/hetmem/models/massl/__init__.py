@@ -15,12 +15,12 @@ Shape glossary:
 - K: memory rows (``memory_size``); Nb: rows per block (``block_size``); N = K / Nb blocks
 """
 
-from hetmem.massl.augment import MultiCropAugmentation
-from hetmem.massl.blocks import BLOCK_SAMPLINGS, sample_memory_blocks
-from hetmem.massl.head import ProjectionHead
-from hetmem.massl.loss import MaSSLLossStats, massl_loss
-from hetmem.massl.model import MaSSL, MaSSLConfig, MultiCropNetwork
-from hetmem.massl.schedules import MaSSLSchedule
+from hetmem.models.massl.augment import MultiCropAugmentation
+from hetmem.models.massl.blocks import BLOCK_SAMPLINGS, sample_memory_blocks
+from hetmem.models.massl.head import ProjectionHead
+from hetmem.models.massl.loss import MaSSLLossStats, massl_loss
+from hetmem.models.massl.model import MaSSL, MaSSLConfig, MultiCropNetwork
+from hetmem.models.massl.schedules import MaSSLSchedule
 
 __all__ = [
     "BLOCK_SAMPLINGS",

@@ -11,9 +11,9 @@ import lightning.pytorch as pl
 import torch
 from torch import Tensor, nn
 
-from hetmem.massl.augment import MultiCropAugmentation
-from hetmem.massl.model import MaSSL, MaSSLConfig
-from hetmem.massl.schedules import MaSSLSchedule
+from hetmem.models.massl.augment import MultiCropAugmentation
+from hetmem.models.massl.model import MaSSL, MaSSLConfig
+from hetmem.models.massl.schedules import MaSSLSchedule
 
 __all__ = ["MaSSLModule", "clip_grad_per_tensor_"]
 
