@@ -5,7 +5,7 @@ from hetmem.experiments.grids import EXPERIMENTS, get_experiment
 from hetmem.train.pretrain import resolve_pretrain_config
 from hetmem.train.config import resolve_config
 
-NAMES = ["colored-mnist", "ablation", "molecules-ood", "memory-sweep", "capacity", "scarcity", "inference", "efficiency", "massl"]
+NAMES = ["hma-defaults", "colored-mnist", "ablation", "molecules-ood", "memory-sweep", "capacity", "scarcity", "inference", "efficiency", "massl"]
 
 
 def resolve(cell):

@@ -35,11 +35,14 @@ def memory_attention(
     dropout_p: float = 0.0,
     fused: bool = True,
     need_weights: bool = False,
+    scale: float | None = None,
+    memory_mask: Tensor | None = None,
 ) -> tuple[Tensor, Tensor | None]:
     """Multi-head attention of one-token queries over [context; shared memory].
 
-    Scores are scaled by 1 / sqrt(head_dim), the standard choice (the reference code divides
-    by sqrt(model width) instead).
+    Scores are scaled by ``scale``, by default 1 / sqrt(head_dim), the standard choice (the
+    reference code divides by sqrt(model width); cosine scores pass 1 and put a learned
+    temperature into the queries).
 
     Args:
         q: per-row queries (B, H, hd).
@@ -50,6 +53,9 @@ def memory_attention(
         dropout_p: dropout on the attention weights (pass 0.0 in eval mode).
         fused: for ``"batch"``, use ``F.scaled_dot_product_attention`` unless ``need_weights``.
         need_weights: also return the attention weights (forces the manual path).
+        scale: multiplier of the scores; None for 1 / sqrt(head_dim).
+        memory_mask: ``"single"`` only: (B, M) booleans, True where row i must not read
+            memory row j (its weight is 0). The row's own key is never masked.
 
     Returns:
         ``(out, weights)``: out (B, H, hd); weights (H, B, K) or None, where the K keys are
@@ -59,14 +65,17 @@ def memory_attention(
     if context not in ("single", "batch"):
         raise ValueError(f"memory_attention: context must be 'single' or 'batch', got {context!r}")
     B, H, hd = q.shape
+    scale = hd**-0.5 if scale is None else scale
+    if memory_mask is not None and context != "single":
+        raise ValueError("memory_attention: memory_mask is only supported in the 'single' context")
     if context == "batch":
         q_h = q.transpose(0, 1)  # (H, B, hd)
         keys = torch.cat([k.transpose(0, 1), k_mem], dim=1)  # (H, B' + M, hd)
         values = torch.cat([v.transpose(0, 1), v_mem], dim=1)  # (H, B' + M, hd)
         if fused and not need_weights:
-            out = F.scaled_dot_product_attention(q_h, keys, values, dropout_p=dropout_p)  # (H, B, hd)
+            out = F.scaled_dot_product_attention(q_h, keys, values, dropout_p=dropout_p, scale=scale)  # (H, B, hd)
             return out.transpose(0, 1), None
-        weights = torch.softmax(q_h @ keys.transpose(1, 2) * hd**-0.5, dim=-1)  # (H, B, B' + M)
+        weights = torch.softmax(q_h @ keys.transpose(1, 2) * scale, dim=-1)  # (H, B, B' + M)
         out = F.dropout(weights, dropout_p) @ values  # (H, B, hd)
         return out.transpose(0, 1), (weights if need_weights else None)
 
@@ -75,7 +84,9 @@ def memory_attention(
     # so it is the only path; its weights come for free.
     s_self = (q * k).sum(-1, keepdim=True)  # (B, H, 1)
     s_mem = torch.einsum("bhd,hmd->bhm", q, k_mem)  # (B, H, M)
-    weights = torch.softmax(torch.cat([s_self, s_mem], dim=-1) * hd**-0.5, dim=-1)  # (B, H, 1 + M)
+    if memory_mask is not None:
+        s_mem = s_mem.masked_fill(memory_mask.unsqueeze(1), float("-inf"))  # (B, H, M)
+    weights = torch.softmax(torch.cat([s_self, s_mem], dim=-1) * scale, dim=-1)  # (B, H, 1 + M)
     dropped = F.dropout(weights, dropout_p)
     out = dropped[..., :1] * v + torch.einsum("bhm,hmd->bhd", dropped[..., 1:], v_mem)  # (B, H, hd)
     return out, (weights.permute(1, 0, 2) if need_weights else None)

@@ -32,6 +32,8 @@ def paper_literal_rma(block: MemoryAttentionBlock, c1: Tensor, memory: Tensor, *
     Shapes:
         c1: (B, D); memory: (M, D); returns (B, D).
     """
+    if block.scores != "dot" or block.key_dim is not None or block.gamma_attn is not None:
+        raise ValueError("paper_literal_rma: the block must use the paper's attention (dot scores, whole-row keys, no layer scale)")
     B, D = c1.shape
     H, hd = block.num_heads, block.head_dim
     kv_rows = torch.cat([c1.unsqueeze(1), memory.unsqueeze(0).repeat(B, 1, 1)], dim=1)  # (B, 1 + M, D)
@@ -39,7 +41,7 @@ def paper_literal_rma(block: MemoryAttentionBlock, c1: Tensor, memory: Tensor, *
     q = block.q_proj(block.norm_q(c1)).view(B, H, 1, hd)  # (B, H, 1, hd)
     kv = block.kv_proj(block.norm_kv(kv_rows)).view(B, K, 2, H, hd)  # (B, 1 + M, 2, H, hd)
     k, v = kv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, H, 1 + M, hd)
-    out = F.scaled_dot_product_attention(q, k, v)  # (B, H, 1, hd)
+    out = F.scaled_dot_product_attention(q, k, v, scale=block.scale())  # (B, H, 1, hd)
     x = c1 + block.out_drop(block.out_proj(out.reshape(B, H * hd)))  # (B, D)
     return x if read_only else x + block.ff(block.norm_ff(x))
 

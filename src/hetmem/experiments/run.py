@@ -56,7 +56,8 @@ def _train(cfg: Any, out: Path, tiny: bool = False) -> dict[str, Any]:
     run = train(cfg, out, resume=_resumable(out, cfg))
     seed = run.seeds[0]
     ckpt = Path(seed.seed_dir) / "checkpoints" / "best.ckpt"
-    return {"metrics": seed.metrics, "best_epoch": seed.best_epoch, "train_wall_s": seed.wall_s, "checkpoint": str(ckpt)}
+    return {"metrics": seed.metrics, "best_epoch": seed.best_epoch, "train_wall_s": seed.wall_s, "checkpoint": str(ckpt),
+            "diagnostics": seed.diagnostics, "diagnostics_history": seed.diagnostics_history}
 
 
 def _inference(cfg: Any, out: Path, tiny: bool) -> dict[str, Any]:

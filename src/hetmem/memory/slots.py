@@ -22,9 +22,11 @@ class ClassMemorySlots(nn.Module):
         num_classes: number of classes n.
         slots_per_class: rows per class m2.
         dim: width of each row.
-        init: ``"normal"`` (N(0, std^2), the default) or ``"zeros"``. All-zero slots of one
-            class receive identical gradients and stay identical to each other forever; the
-            reference code starts there, we default to a small Gaussian.
+        init: ``"normal"`` (N(0, std^2), the default), ``"zeros"`` or ``"data"``. All-zero
+            slots of one class receive identical gradients and stay identical to each other
+            forever; the reference code starts there. ``"data"`` starts normal, then
+            :meth:`seed_` copies the first rows of each class it is given into that class's
+            slots (once per class; a persistent flag remembers which classes are seeded).
         std: standard deviation of the ``"normal"`` init.
 
     Shapes:
@@ -43,15 +45,15 @@ class ClassMemorySlots(nn.Module):
         slots_per_class: int,
         dim: int,
         *,
-        init: Literal["normal", "zeros"] = "normal",
+        init: Literal["normal", "zeros", "data"] = "normal",
         std: float = 0.02,
     ) -> None:
         super().__init__()
         for name, value in (("num_classes", num_classes), ("slots_per_class", slots_per_class), ("dim", dim)):
             if value <= 0:
                 raise ValueError(f"ClassMemorySlots: {name} must be a positive int, got {value}")
-        if init not in ("normal", "zeros"):
-            raise ValueError(f"ClassMemorySlots: init must be 'normal' or 'zeros', got {init!r}")
+        if init not in ("normal", "zeros", "data"):
+            raise ValueError(f"ClassMemorySlots: init must be 'normal', 'zeros' or 'data', got {init!r}")
         self.num_classes = num_classes
         self.slots_per_class = slots_per_class
         self.dim = dim
@@ -60,6 +62,8 @@ class ClassMemorySlots(nn.Module):
         self.slots = nn.Parameter(torch.empty(num_classes * slots_per_class, dim))
         labels = torch.arange(num_classes).repeat_interleave(slots_per_class)  # (n * m2,)
         self.register_buffer("labels", labels, persistent=False)
+        if init == "data":
+            self.register_buffer("seeded", torch.zeros(num_classes, dtype=torch.bool))  # classes seeded from data
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -67,6 +71,29 @@ class ClassMemorySlots(nn.Module):
             nn.init.zeros_(self.slots)
         else:
             nn.init.normal_(self.slots, std=self.std)
+        if self.init == "data":
+            self.seeded.zero_()
+
+    @torch.no_grad()
+    def seed_(self, rows: Tensor, labels: Tensor) -> None:
+        """``init="data"``: each class not seeded yet that has rows here takes them as its slots.
+
+        A class with fewer rows than slots repeats them; the slot's ``"normal"`` start is added,
+        so repeated rows do not make identical slots. Does nothing for other inits.
+
+        Shapes:
+            rows (N, dim), labels (N,).
+        """
+        if self.init != "data" or bool(self.seeded.all()):
+            return
+        m = self.slots_per_class
+        for c in labels.unique().tolist():
+            if self.seeded[c]:
+                continue
+            own = rows[labels == c]  # (N_c, dim)
+            pick = own[torch.arange(m, device=own.device) % own.shape[0]]  # (m, dim)
+            self.slots[c * m : (c + 1) * m] += pick.to(self.slots.dtype)
+            self.seeded[c] = True
 
     def forward(self) -> tuple[Tensor, Tensor]:
         return self.slots, self.labels

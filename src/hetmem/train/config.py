@@ -52,7 +52,7 @@ class TrainConfig(_Strict):
     per_class: int | None = Field(None, gt=0)  # keep this many training samples per class
     task_options: dict[str, Any] = Field(default_factory=dict)  # the task loader's keyword options
     backbone_options: dict[str, Any] = Field(default_factory=dict)  # the backbone factory's keyword options
-    hma: dict[str, Any] = Field(default_factory=dict)  # HMAConfig fields other than num_classes and variant
+    hma: dict[str, Any] = Field(default_factory=dict)  # HMAConfig fields other than num_classes and variant, and "preset"
     optim: OptimConfig = Field(default_factory=OptimConfig)
     init_from: str | None = None  # start the backbone from a checkpoint (hetmem pretrain or hetmem train)
     freeze_backbone: bool = False  # keep the backbone fixed (eval mode, no gradient): a probe of its features
@@ -76,7 +76,9 @@ class TrainConfig(_Strict):
         """The HMAConfig of this run."""
         from hetmem.models.hma import HMAConfig
 
-        return HMAConfig(num_classes=num_classes, variant=self.variant, **self.hma)
+        fields = dict(self.hma)
+        preset = fields.pop("preset", "default")
+        return HMAConfig.from_preset(preset, num_classes=num_classes, variant=self.variant, **fields)
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -97,7 +99,7 @@ def _format_error(err: ValidationError) -> str:
 def _check_hma(cfg: TrainConfig) -> None:
     from hetmem.models.hma import HMAConfig
 
-    allowed = {f.name for f in dataclasses.fields(HMAConfig)} - {"num_classes", "variant"}
+    allowed = ({f.name for f in dataclasses.fields(HMAConfig)} - {"num_classes", "variant"}) | {"preset"}
     unknown = sorted(set(cfg.hma) - allowed)
     if unknown:
         raise ConfigError(f"unknown config field 'hma.{unknown[0]}'; HMA fields are {sorted(allowed)}")

@@ -12,7 +12,7 @@ from torch import Tensor
 
 from hetmem.data import TaskData
 from hetmem.distributed import concat_all_gather
-from hetmem.models.hma import HMAClassifier
+from hetmem.models.hma import HMAClassifier, RetrievalMeter
 from hetmem.train.config import TrainConfig
 from hetmem.train.loaders import EpochLoader, make_loader
 from hetmem.train.resume import ExactResumeMixin
@@ -46,6 +46,10 @@ class ClassifierModule(ExactResumeMixin, pl.LightningModule):
         self.eval_batch_size = cfg.eval_batch_size or cfg.batch_size
         self.results: dict[str, dict[str, float]] = {}  # split -> metrics, filled by validate/test
         self._outputs: dict[int, list[tuple[Tensor, Tensor]]] = {}
+        # retrieval diagnostics on the validation split, every validation epoch (not for "none")
+        self.meter = RetrievalMeter(model.head) if model.config.components is not None else None
+        self.diagnostics: dict[str, float] = {}  # of the last validation epoch
+        self.diagnostics_history: list[dict[str, float]] = []  # one entry per validation epoch of fit()
 
     # ----- data --------------------------------------------------------------------------
     def train_dataloader(self) -> EpochLoader:
@@ -78,7 +82,16 @@ class ClassifierModule(ExactResumeMixin, pl.LightningModule):
         self._outputs.setdefault(dataloader_idx, []).append((self.model(x).detach(), y.detach()))
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
-        self._eval_step(batch, 0)
+        if self.meter is None:
+            self._eval_step(batch, 0)
+            return
+        x, y = split_batch(batch)
+        features = self.model.backbone.forward_features(x)  # (B, D1)
+        out = self.model.head.augment(features, need_weights=True)  # the forward pass, with its weights
+        encoder = self.model.momentum_encoder
+        momentum = encoder.module.forward_features(x) if encoder is not None else None
+        self.meter.update(out, y, momentum_features=momentum, features=features)
+        self._outputs.setdefault(0, []).append((self.model.head.fc(out.c3).detach(), y.detach()))
 
     def test_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
         self._eval_step(batch, dataloader_idx)
@@ -96,6 +109,13 @@ class ClassifierModule(ExactResumeMixin, pl.LightningModule):
         self.results["val"] = metrics
         for name, value in metrics.items():
             self.log(f"val/{name}", value, prog_bar=name == self.task.metric, batch_size=1, sync_dist=True)
+        if self.meter is not None:
+            self.diagnostics = self.meter.compute()
+            self.meter.reset()
+            if self.trainer.state.fn == "fit":
+                self.diagnostics_history.append({"epoch": self.current_epoch, **self.diagnostics})
+            for name, value in self.diagnostics.items():
+                self.log(f"diag/{name}", value, batch_size=1, sync_dist=True)
 
     def on_test_epoch_end(self) -> None:
         for idx, name in enumerate(self.test_names):
@@ -140,4 +160,9 @@ class ClassifierModule(ExactResumeMixin, pl.LightningModule):
             "num_classes": self.task.num_classes,
             "feature_dim": self.model.head.feature_dim,
             "input_shape": list(self.task.input_spec.shape),
+            "diagnostics_history": self.diagnostics_history,
         }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
+        self.diagnostics_history = list(checkpoint.get("hetmem", {}).get("diagnostics_history", []))

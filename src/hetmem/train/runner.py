@@ -49,6 +49,8 @@ class SeedResult:
     best_epoch: int | None
     wall_s: float
     seed_dir: str
+    diagnostics: dict[str, float] = field(default_factory=dict)  # retrieval diagnostics on val, best checkpoint
+    diagnostics_history: list[dict[str, float]] = field(default_factory=list)  # the same after every validation epoch
 
 
 @dataclass
@@ -179,7 +181,9 @@ def _train_seed(cfg: TrainConfig, seed: int, seed_dir: Path) -> SeedResult:
     evaluator.validate(module, verbose=False)
     evaluator.test(module, verbose=False)
     metrics = _with_test_mean(dict(module.results), module.test_names)
-    result = SeedResult(seed, metrics, state.get("epoch"), time.perf_counter() - start, str(seed_dir))
+    result = SeedResult(
+        seed, metrics, state.get("epoch"), time.perf_counter() - start, str(seed_dir), module.diagnostics, module.diagnostics_history
+    )
     (seed_dir / "metrics.json").write_text(json.dumps(result.__dict__, indent=2))
     return result
 

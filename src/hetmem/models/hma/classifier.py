@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from hetmem.distributed import concat_all_gather
-from hetmem.memory import MomentumEncoder
+from hetmem.memory import MomentumEncoder, fingerprint
 from hetmem.models.hma.config import HMAConfig
 from hetmem.models.hma.head import HMAHead, HMAOutput, check_labels
 
@@ -91,11 +91,15 @@ class HMAClassifier(nn.Module):
         features = self.backbone.forward_features(x)  # (B, D1)
         if labels is not None and labels.shape[0] != features.shape[0]:
             raise ValueError(f"HMAClassifier: labels has {labels.shape[0]} rows but the batch has {features.shape[0]}")
-        logits = self.head(features)  # (B, num_classes)
+        ids = fingerprint(x) if self.writes_memory and self.config.leave_one_out and isinstance(x, Tensor) else None
+        logits = self.head(features, exclude_ids=ids)  # (B, num_classes)
         if self.writes_memory:
             with torch.no_grad():
                 keys = self.momentum_encoder.module.forward_features(x)  # (B, D1)
-            self.head.write_memory_(concat_all_gather(keys), concat_all_gather(labels))
+            ids = concat_all_gather(ids) if ids is not None else None
+            self.head.write_memory_(concat_all_gather(keys), concat_all_gather(labels), ids)
+        elif self.training and labels is not None and self.head.slots is not None:
+            self.head.write_memory_(features.detach(), labels)  # no queue: seeds data-initialised slots
         return logits
 
     def augment(self, x: Any, *, need_weights: bool = False) -> HMAOutput:

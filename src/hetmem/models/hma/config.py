@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple
 
-__all__ = ["VARIANTS", "HMAConfig", "Components"]
+__all__ = ["VARIANTS", "PRESETS", "HMAConfig", "Components"]
 
 
 class Components(NamedTuple):
@@ -30,6 +30,29 @@ VARIANTS: dict[str, Components | None] = {
 
 _CONTEXTS = ("batch", "single")
 
+# Named sets of fields. "paper": the HMA paper and its reference code wherever hetmem's
+# defaults differ from them (write-time label embeddings, zero slots, scores / sqrt(D), the
+# full-width head with dot-product reads, MoCo's momentum).
+PRESETS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "paper": {
+        "width": None,
+        "ff_mult": 4,
+        "layer_scale": None,
+        "scores": "dot",
+        "score_scale": "model",
+        "keys": "row",
+        "slot_keys": "row",
+        "leave_one_out": False,
+        "label_dropout": 0.0,
+        "momentum": 0.999,
+        "queue_labels": "write",
+        "slot_init": "zeros",
+        "dropout": 0.1,
+        "label_dim": 64,
+    },
+}
+
 
 @dataclass
 class HMAConfig:
@@ -41,11 +64,20 @@ class HMAConfig:
     queue_size: int = 512  # m1: rows of real memory; the paper searches 1-4 x batch size
     slots_per_class: int = 8  # m2: synthetic slots per class; the paper searches 4-32 (8-64 on graphs)
     num_heads: int = 4  # H: attention heads in both blocks
-    head_dim: int | None = None  # width per head; None means ceil((D1 + D2) / H)
+    head_dim: int | None = None  # width per head; None means ceil((width + D2) / H)
+    width: int | None = None  # project backbone features to this width before the blocks (a bottleneck); None keeps D1
+    ff_mult: int = 4  # MLP expansion of both blocks (4 in the paper)
+    layer_scale: float | None = None  # learned residual gains of both blocks start here (LayerScale); None = no gain (paper)
+    scores: str = "dot"  # attention scores: dot (scaled dot product) | cosine (learned per-head temperature)
+    score_scale: str = "head"  # dot scores / sqrt(head_dim) ("head") or / sqrt(D) ("model", the reference code)
+    keys: str = "row"  # RMA: queries and keys from the whole row ("row", paper) or one projection of the features ("features")
+    slot_keys: str = "row"  # SMA: the same choice for the slot read
+    leave_one_out: bool = False  # training: a row never reads queue rows written from the same input (tensor inputs)
+    label_dropout: float = 0.0  # training only: each queue row's label read as 'unknown' with this probability
     dropout: float = 0.1  # dropout in both attention blocks (0.1 in the paper)
     momentum: float = 0.999  # lambda of the momentum encoder that writes the queue (MoCo's value)
     momentum_buffers: str = "ema"  # momentum encoder's BatchNorm buffers: ema | copy | keep
-    slot_init: str = "normal"  # normal (N(0, std^2)) | zeros (the reference code; slots stay tied)
+    slot_init: str = "normal"  # normal (N(0, std^2)) | zeros (the reference code; slots stay tied) | data (first rows of each class)
     slot_init_std: float = 0.02  # std of the normal slot init
     train_context: str = "batch"  # SMA in training: batch (the paper: attend over the batch) | single
     eval_context: str = "batch"  # SMA in eval: batch (the paper) | single (predictions independent of the batch)
@@ -64,17 +96,54 @@ class HMAConfig:
                 raise ValueError(f"HMAConfig: {name} must be a positive int, got {value!r}")
         if self.head_dim is not None and (not isinstance(self.head_dim, int) or self.head_dim <= 0):
             raise ValueError(f"HMAConfig: head_dim must be a positive int or None, got {self.head_dim!r}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"HMAConfig: dropout must be in [0, 1), got {self.dropout}")
+        for name in ("width", "layer_scale"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
+                raise ValueError(f"HMAConfig: {name} must be positive or None, got {value!r}")
+        if self.width is not None and not isinstance(self.width, int):
+            raise ValueError(f"HMAConfig: width must be a positive int or None, got {self.width!r}")
+        if not isinstance(self.ff_mult, int) or isinstance(self.ff_mult, bool) or self.ff_mult <= 0:
+            raise ValueError(f"HMAConfig: ff_mult must be a positive int, got {self.ff_mult!r}")
+        for name in ("dropout", "label_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"HMAConfig: {name} must be in [0, 1), got {getattr(self, name)}")
         if not 0.0 <= self.momentum <= 1.0:
             raise ValueError(f"HMAConfig: momentum must be in [0, 1], got {self.momentum}")
         for name in ("train_context", "eval_context"):
             if getattr(self, name) not in _CONTEXTS:
                 raise ValueError(f"HMAConfig: {name} must be 'batch' or 'single', got {getattr(self, name)!r}")
-        choices = {"momentum_buffers": ("ema", "copy", "keep"), "slot_init": ("normal", "zeros"), "queue_labels": ("read", "write")}
+        choices = {
+            "momentum_buffers": ("ema", "copy", "keep"),
+            "slot_init": ("normal", "zeros", "data"),
+            "queue_labels": ("read", "write"),
+            "scores": ("dot", "cosine"),
+            "score_scale": ("head", "model"),
+            "keys": ("row", "features"),
+            "slot_keys": ("row", "features"),
+        }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"HMAConfig: {name} must be one of {allowed}, got {getattr(self, name)!r}")
+
+        if self.label_dropout > 0 and self.queue_labels == "write":
+            raise ValueError("HMAConfig: label_dropout needs queue_labels='read' (written label embeddings cannot be dropped)")
+
+    @classmethod
+    def from_preset(cls, preset: str, **fields: Any) -> HMAConfig:
+        """A config from a named preset of :data:`PRESETS`, ``fields`` overriding it.
+
+        Example:
+            >>> HMAConfig.from_preset("paper", num_classes=10).queue_labels
+            'write'
+        """
+        if preset not in PRESETS:
+            raise ValueError(f"HMAConfig: preset must be one of {sorted(PRESETS)}, got {preset!r}")
+        return cls(**{**PRESETS[preset], **fields})
+
+    @classmethod
+    def paper(cls, **fields: Any) -> HMAConfig:
+        """The paper's and its reference code's semantics (:data:`PRESETS` ``"paper"``)."""
+        return cls.from_preset("paper", **fields)
 
     @property
     def components(self) -> Components | None:

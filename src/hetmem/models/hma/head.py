@@ -19,7 +19,7 @@ __all__ = ["HMAHead", "HMAOutput", "check_features", "check_labels"]
 class HMAOutput(NamedTuple):
     """Intermediate rows of one HMA pass, for analysis (t-SNE, attention maps)."""
 
-    c1: Tensor  # (B, D) features joined with the 'unknown' label embedding
+    c1: Tensor  # (B, D) (projected) features joined with the 'unknown' label embedding
     c2: Tensor  # (B, D) after the RMA read
     c3: Tensor  # (B, D) after the SMA read (the classifier's input)
     rma_weights: Tensor | None  # (H, B, 1 + M1): key 0 is the row itself, then the queue rows
@@ -80,7 +80,8 @@ class HMAHead(nn.Module):
     Shapes:
         - features: (B, D1), B >= 1.
         - output: logits (B, num_classes).
-        - D = D1 + label_dim is the width of the rows the attention blocks see.
+        - D = width + label_dim is the width of the rows the attention blocks see (width =
+          ``config.width``, a learned projection of the features, or D1 itself).
 
     Example:
         >>> head = HMAHead(feature_dim=16, config=HMAConfig(num_classes=3, label_dim=8, queue_size=32))
@@ -102,29 +103,47 @@ class HMAHead(nn.Module):
         if parts is None:  # "none": the backbone's own linear classifier
             self.fc = nn.Linear(feature_dim, n)
             return
-        self.dim = dim = feature_dim + config.label_dim
+        self.width = width = config.width or feature_dim
+        self.dim = dim = width + config.label_dim
+        # the bottleneck: backbone and queue features enter the blocks at `width`
+        self.proj = nn.Linear(feature_dim, width) if config.width is not None else nn.Identity()
         self.label_embed = nn.Embedding(n + 1, config.label_dim)  # index n: the 'unknown' class
-        block = dict(num_heads=config.num_heads, head_dim=config.head_dim, dropout=config.dropout, fused=config.fused_attention)
-        self.rma = MemoryAttentionBlock(dim, **block)
-        self.sma = MemoryAttentionBlock(dim, **block)
+        block = dict(
+            num_heads=config.num_heads,
+            head_dim=config.head_dim,
+            dropout=config.dropout,
+            ff_mult=config.ff_mult,
+            fused=config.fused_attention,
+            scores=config.scores,
+            score_scale=config.score_scale,
+            layer_scale=config.layer_scale,
+        )
+        self.rma = MemoryAttentionBlock(dim, **block, key_dim=width if config.keys == "features" else None)
+        self.sma = MemoryAttentionBlock(dim, **block, key_dim=width if config.slot_keys == "features" else None)
         queue_width = feature_dim if config.queue_labels == "read" else dim
         if parts.queue:
-            self.queue = FeatureQueue(queue_width, config.queue_size)
+            self.queue = FeatureQueue(queue_width, config.queue_size, track_ids=config.leave_one_out)
         if parts.slots:
-            self.slots = ClassMemorySlots(
-                n, config.slots_per_class, feature_dim, init=config.slot_init, std=config.slot_init_std
-            )
+            self.slots = ClassMemorySlots(n, config.slots_per_class, width, init=config.slot_init, std=config.slot_init_std)
         self.fc = nn.Linear(dim, n)
 
     # ----- memory rows -------------------------------------------------------------------
     def queue_rows(self) -> Tensor | None:
-        """The filled queue rows as [features; label embedding], (M1, D), or None."""
+        """The filled queue rows as [features; label embedding], (M1, D), or None.
+
+        In training with ``label_dropout`` p > 0, each row's label is read as 'unknown' with
+        probability p (the rows stay, their label does not come with them).
+        """
         if self.queue is None:
             return None
         rows, labels = self.queue.read()  # (M1, D1 or D), (M1,)
         if self.config.queue_labels == "write":
             return rows
-        return torch.cat([rows, self.label_embed(labels)], dim=1)  # (M1, D)
+        p = self.config.label_dropout
+        if self.training and p > 0:
+            dropped = torch.rand(labels.shape, device=labels.device) < p  # (M1,)
+            labels = labels.masked_fill(dropped, self.num_classes)
+        return torch.cat([self.proj(rows), self.label_embed(labels)], dim=1)  # (M1, D)
 
     def slot_rows(self) -> Tensor | None:
         """The synthetic memory as [slot; label embedding of its class], (n * m2, D), or None."""
@@ -134,16 +153,22 @@ class HMAHead(nn.Module):
         return torch.cat([slots, self.label_embed(labels)], dim=1)  # (S, D)
 
     @torch.no_grad()
-    def write_memory_(self, features: Tensor, labels: Tensor) -> None:
-        """Appends momentum-encoder ``features`` (N, D1) with their true ``labels`` (N,) to the queue."""
-        if self.queue is None:
+    def write_memory_(self, features: Tensor, labels: Tensor, ids: Tensor | None = None) -> None:
+        """Appends momentum-encoder ``features`` (N, D1) with their true ``labels`` (N,) to the
+        queue, with the ids of their inputs (N,) for ``leave_one_out``. With
+        ``slot_init="data"`` the first rows of each class also seed that class's slots."""
+        if self.queue is None and (self.slots is None or self.slots.init != "data"):
             return
         if self.config.validate_inputs:
             check_features(features, self.feature_dim, "HMAHead.write_memory_")
             check_labels(labels, self.num_classes, "HMAHead.write_memory_", features.shape[0])
+        if self.slots is not None:
+            self.slots.seed_(self.proj(features), labels)
+        if self.queue is None:
+            return
         if self.config.queue_labels == "write":
-            features = torch.cat([features, self.label_embed(labels)], dim=1)  # (N, D)
-        self.queue.write_(features, labels)
+            features = torch.cat([self.proj(features), self.label_embed(labels)], dim=1)  # (N, D)
+        self.queue.write_(features, labels, ids)
 
     # ----- forward -----------------------------------------------------------------------
     def context(self) -> str:
@@ -153,16 +178,23 @@ class HMAHead(nn.Module):
             return "single"
         return self.config.train_context if self.training else self.config.eval_context
 
-    def augment(self, features: Tensor, *, need_weights: bool = False) -> HMAOutput:
-        """Runs C1 -> RMA -> SMA and returns every intermediate (see :class:`HMAOutput`)."""
+    def augment(self, features: Tensor, *, need_weights: bool = False, exclude_ids: Tensor | None = None) -> HMAOutput:
+        """Runs C1 -> RMA -> SMA and returns every intermediate (see :class:`HMAOutput`).
+
+        ``exclude_ids`` (B,): row i does not read queue rows whose id equals ``exclude_ids[i]``
+        (``leave_one_out``: a training row never reads its own earlier copy and label).
+        """
         if self.config.components is None:
             raise ValueError("HMAHead.augment: variant 'none' has no memory to read")
         if self.config.validate_inputs:
             check_features(features, self.feature_dim, "HMAHead")
         B = features.shape[0]
         unknown = self.label_embed.weight[self.num_classes].expand(B, -1)  # (B, D2)
-        c1 = torch.cat([features, unknown], dim=1)  # (B, D)
-        c2 = self.rma(c1, self.queue_rows(), context="single", need_weights=need_weights)
+        c1 = torch.cat([self.proj(features), unknown], dim=1)  # (B, D)
+        mask = None
+        if exclude_ids is not None and self.queue is not None and self.queue.track_ids:
+            mask = self.queue.read_ids().unsqueeze(0) == exclude_ids.unsqueeze(1)  # (B, M1)
+        c2 = self.rma(c1, self.queue_rows(), context="single", need_weights=need_weights, memory_mask=mask)
         c2, rma_w = c2 if need_weights else (c2, None)
         context = self.context()
         batch_rows = None
@@ -173,12 +205,13 @@ class HMAHead(nn.Module):
         c3, sma_w = c3 if need_weights else (c3, None)
         return HMAOutput(c1, c2, c3, rma_w, sma_w)
 
-    def forward(self, features: Tensor) -> Tensor:
+    def forward(self, features: Tensor, *, exclude_ids: Tensor | None = None) -> Tensor:
         if self.config.components is None:
             if self.config.validate_inputs:
                 check_features(features, self.feature_dim, "HMAHead")
             return self.fc(features)
-        return self.fc(self.augment(features).c3)  # (B, num_classes)
+        return self.fc(self.augment(features, exclude_ids=exclude_ids).c3)  # (B, num_classes)
 
     def extra_repr(self) -> str:
-        return f"feature_dim={self.feature_dim}, num_classes={self.num_classes}, variant={self.config.variant!r}"
+        width = f", width={self.width}" if self.config.width is not None and self.config.components is not None else ""
+        return f"feature_dim={self.feature_dim}{width}, num_classes={self.num_classes}, variant={self.config.variant!r}"
