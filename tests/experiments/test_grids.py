@@ -30,8 +30,9 @@ def test_every_cell_resolves_to_a_valid_config(name):
 
 
 def test_grid_sizes_follow_the_issue():
-    assert len(get_experiment("colored-mnist").cells(False)) == 2 * 2 * 2 * 2  # backbone x size x p x variant
-    assert len(get_experiment("ablation").cells(False)) == 5 * 7
+    assert len(get_experiment("colored-mnist").cells(False)) == 3 * 2 * 3  # (backbone, size) x p x (none, paper, hma)
+    assert len(get_experiment("ablation").cells(False)) == 3 * 5
+    assert len(get_experiment("hma-defaults").cells(False)) == 5 * 7  # tasks x recipes
     assert len(get_experiment("memory-sweep").cells(False)) == 4 * 6
     assert [c.params["slots_per_class"] for c in get_experiment("capacity").cells(False)] == [2, 4, 8, 16, 32, 64, 128]
     assert sorted({c.params["per_class"] for c in get_experiment("scarcity").cells(False)}) == [1, 2, 5, 10, 50]
@@ -50,6 +51,26 @@ def test_tiny_versions_are_small(name):
     assert all(resolve(c).epochs == 1 for c in tiny)
 
 
+def test_colored_mnist_scores_the_final_model_and_the_baseline_cells_of_version_1_are_reused():
+    for cell in get_experiment("colored-mnist").cells(False):
+        assert resolve(cell).select == "last"
+    none = [c.params for c in get_experiment("scarcity").cells(False) if c.params["variant"] == "none"]
+    assert none and all("v" not in p for p in none)  # the baseline's code path did not change: its rows stay valid
+    hma = [c.params for c in get_experiment("scarcity").cells(False) if c.params["variant"] != "none"]
+    assert all(p["v"] == 2 for p in hma)  # keyed apart from version 1's rows (hetmem 0.1's HMA)
+
+
+def test_paper_cells_use_the_paper_preset_and_hma_cells_the_defaults():
+    from hetmem.models.hma import HMAConfig
+
+    for cell in get_experiment("ablation").cells(False):
+        hma = resolve(cell).hma_config(10)
+        if cell.params["variant"] == "paper":
+            assert hma == HMAConfig.paper(num_classes=10, queue_size=hma.queue_size, slots_per_class=hma.slots_per_class)
+        elif cell.params["variant"] == "hma":
+            assert (hma.width, hma.scores, hma.keys) == (HMAConfig(10).width, HMAConfig(10).scores, HMAConfig(10).keys)
+
+
 def test_unknown_experiment():
     with pytest.raises(ConfigError, match="unknown experiment 'nope'"):
         get_experiment("nope")
@@ -58,4 +79,4 @@ def test_unknown_experiment():
 def test_massl_pretrains_before_its_low_shot_cells():
     stages = [c.params["stage"] for c in get_experiment("massl").cells(False)]
     assert stages == sorted(stages, key=lambda s: s != "pretrain")  # every pretraining first
-    assert stages.count("pretrain") == 2 * 3 and stages.count("lowshot") == 2 * 3 * 2
+    assert stages.count("pretrain") == 2 * 3 and stages.count("lowshot") == 2 * 3 * 3  # (none, paper, hma)

@@ -75,7 +75,8 @@ def test_report_renders_every_experiment_with_provenance_and_figures(tiny_store)
     for exp in EXPERIMENTS.values():
         assert f"(`{exp.name}`)" in text
         assert f"`hetmem experiment {exp.name}` then `hetmem report`; seeds [0]" in text
-    assert "**Verdict:**" in text and "±" in text
+    assert "**Verdict (" in text and "±" in text
+    assert "Retrieval diagnostics on the validation split" in text  # HMA cells log them
     for fig in ("memory-sweep", "capacity", "scarcity", "inference"):
         assert (root / "report" / "figures" / f"{fig}.png").stat().st_size > 5000
         assert f"](figures/{fig}.png)" in text

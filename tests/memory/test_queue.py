@@ -113,3 +113,28 @@ def test_bad_write_shapes():
 
 def test_repr():
     assert repr(FeatureQueue(dim=3, size=5)) == "FeatureQueue(dim=3, size=5)"
+
+
+def test_fingerprints_are_equal_for_equal_inputs_in_any_batch():
+    from hetmem.memory import fingerprint
+
+    x = torch.randn(10, 3, 4)
+    ids = fingerprint(x)
+    assert ids.dtype == torch.long and ids.shape == (10,)
+    assert torch.equal(fingerprint(x[[7, 2]]), ids[[7, 2]])
+    assert len(set(ids.tolist())) == 10
+    y = x.clone()
+    y[0, 1, 2] += 1e-6  # one number off in the last bits: another input
+    assert fingerprint(y)[0] != ids[0]
+
+
+def test_queue_tracks_ids_when_asked_and_wraps_them_with_the_rows():
+    queue = FeatureQueue(dim=2, size=3, track_ids=True)
+    queue.write_(torch.ones(2, 2), torch.tensor([0, 1]), torch.tensor([5, 6]))
+    queue.write_(torch.ones(2, 2), torch.tensor([0, 1]), torch.tensor([7, 8]))
+    assert queue.read_ids().tolist() == [8, 6, 7]
+    queue.write_(torch.ones(1, 2))  # rows without ids
+    assert queue.read_ids().tolist() == [8, -1, 7]
+    assert "ids" in queue.state_dict() and FeatureQueue(dim=2, size=3).read_ids() is None
+    with pytest.raises(ValueError, match=r"ids must have shape \(1,\)"):
+        queue.write_(torch.ones(1, 2), ids=torch.tensor([1, 2]))

@@ -23,10 +23,12 @@ def _plt():
     return plt
 
 
-def score_of(row: dict[str, Any]) -> tuple[str, float]:
-    """(metric name, value) a row is ranked by: the task metric on the test split(s)."""
+def score_of(row: dict[str, Any], split: str = "test") -> tuple[str, float]:
+    """(metric name, value) a row is ranked by: the task metric on the test split(s), or on
+    the validation split with ``split="val"``."""
     metrics = row["metrics"]
-    split = "test_mean" if "test_mean" in metrics else "test"
+    if split == "test":
+        split = "test_mean" if "test_mean" in metrics else "test"
     name = next((m for m in ("mcc", "rocauc") if m in metrics[split]), "accuracy")
     return name, metrics[split][name]
 

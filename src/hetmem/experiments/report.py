@@ -8,6 +8,7 @@ tuned or selected on the test split: the numbers are those of the best-validatio
 
 from __future__ import annotations
 
+import json
 import logging
 import statistics
 from collections import defaultdict
@@ -50,19 +51,33 @@ def _provenance(exp: Experiment, rows: list[dict[str, Any]]) -> str:
     )
 
 
+HIDDEN = ("tiny", "v")  # cell params that key the store but are not table coordinates
+COMPARED = ("hma", "paper")  # columns compared with the baseline column "none", when present
+
+
+def _verdict(name: str, wins: int, ties: int, losses: int, single: int) -> str:
+    if wins + ties + losses == 0:
+        return f"**Verdict ({name}):** none: every row has a single seed ({single}), too few to call it better or worse."
+    return (
+        f"**Verdict ({name} vs baseline):** better by more than one standard deviation in {wins} of "
+        f"{wins + ties + losses} rows with several seeds, within one standard deviation in {ties}, and worse by "
+        f"more than one in {losses}" + (f"; {single} rows have a single seed and are not called either way." if single else ".")
+    )
+
+
 def _grid_table(exp: Experiment, rows: list[dict[str, Any]]) -> tuple[str, list[str]]:
     """Rows: the non-column params; columns: the values of the column param; cells: scores."""
     col = exp.columns[0]
-    row_keys = [k for k in rows[0]["cell"] if k != col and k != "tiny"]
+    row_keys = list(dict.fromkeys(k for r in rows for k in r["cell"] if k != col and k not in HIDDEN))
     cols = list(dict.fromkeys(r["cell"][col] for r in rows))
     cells: dict[tuple, dict[Any, list[float]]] = defaultdict(lambda: defaultdict(list))
     for r in rows:
-        cells[tuple(r["cell"][k] for k in row_keys)][r["cell"][col]].append(score_of(r)[1])
-    metrics = {tuple(r["cell"][k] for k in row_keys): score_of(r)[0] for r in rows}
-    has_pair = "none" in cols and "hma" in cols
-    header = [*row_keys, "metric", *[f"{col}={c}" for c in cols]] + (["hma − none"] if has_pair else [])
+        cells[tuple(r["cell"].get(k, "–") for k in row_keys)][r["cell"][col]].append(score_of(r, exp.split)[1])
+    metrics = {tuple(r["cell"].get(k, "–") for k in row_keys): score_of(r, exp.split)[0] for r in rows}
+    pairs = [c for c in COMPARED if "none" in cols and c in cols]
+    header = [*row_keys, "metric", *[f"{col}={c}" for c in cols]] + [f"{c} − none" for c in pairs]
     body: list[list[str]] = []
-    wins = ties = losses = single = 0
+    counts = {c: [0, 0, 0, 0] for c in pairs}  # wins, ties, losses, single-seed rows
     for key, by_col in cells.items():
         stats = {c: _fmt(v) for c, v in by_col.items()}
         best = max(stats.values(), key=lambda s: s[0])[0]
@@ -73,32 +88,96 @@ def _grid_table(exp: Experiment, rows: list[dict[str, Any]]) -> tuple[str, list[
                 continue
             mean, text = stats[c]
             out.append(f"**{text}**" if mean == best else text)
-        if has_pair and "none" in by_col and "hma" in by_col:
-            diff = stats["hma"][0] - stats["none"][0]
+        for c in pairs:
+            if "none" not in by_col or c not in by_col:
+                out.append("–")
+                continue
+            diff = stats[c][0] - stats["none"][0]
             out.append(f"{diff:+.3f}")
-            if min(len(by_col["none"]), len(by_col["hma"])) < 2:
-                single += 1  # no spread to compare the difference with
-            elif abs(diff) <= max(statistics.stdev(by_col["none"]), statistics.stdev(by_col["hma"])):
-                ties += 1
+            if min(len(by_col["none"]), len(by_col[c])) < 2:
+                counts[c][3] += 1  # no spread to compare the difference with
+            elif abs(diff) <= max(statistics.stdev(by_col["none"]), statistics.stdev(by_col[c])):
+                counts[c][1] += 1
             elif diff > 0:
-                wins += 1
+                counts[c][0] += 1
             else:
-                losses += 1
-        elif has_pair:
-            out.append("–")
+                counts[c][2] += 1
         body.append(out)
-    notes = ["Scores: the task's metric on its test split (the mean over test sets where there are several), "
-             "from the best-validation checkpoint; mean ± std over seeds; the best mean of each row in bold."]
-    if has_pair and wins + ties + losses == 0:
-        notes.append(f"**Verdict:** none: every row has a single seed ({single}), too few to call HMA better or worse.")
-    elif has_pair:
-        notes.append(
-            f"**Verdict:** HMA is better than the baseline by more than one standard deviation in {wins} of "
-            f"{wins + ties + losses} rows with several seeds, within one standard deviation in {ties}, and worse by "
-            f"more than one in {losses}"
-            + (f"; {single} rows have a single seed and are not called either way." if single else ".")
-        )
+    where = "validation split" if exp.split == "val" else "test split (the mean over test sets where there are several)"
+    selection = "the final model" if rows and rows[0].get("config", {}).get("select") == "last" else "the best-validation checkpoint"
+    notes = [f"Scores: the task's metric on its {where}, from {selection}; mean ± std over seeds; the best mean of each row in bold."]
+    names = {"hma": "HMA at hetmem's defaults", "paper": "the paper's HMA"}
+    notes += [_verdict(names[c], *counts[c]) for c in pairs]
     return _md_table(header, body), notes
+
+
+DIAGNOSTICS = (("rma_lift", "queue read: same-class lift"), ("rma_top1", "queue top-1 class"), ("rma_entropy", "queue entropy"),
+               ("sma_lift", "slot read: same-class lift"), ("slot_ncm", "slot NCM accuracy"), ("momentum_cosine", "momentum cosine"))
+
+
+def _diagnostics_table(exp: Experiment, rows: list[dict[str, Any]]) -> str | None:
+    """Retrieval diagnostics on the validation split after the last epoch, mean over seeds, for
+    every HMA cell that logged them (see hetmem.models.hma.diagnostics)."""
+    logged = [r for r in rows if r.get("diagnostics_history")]
+    if not logged:
+        return None
+    keys = list(dict.fromkeys(k for r in logged for k in r["cell"] if k not in HIDDEN))
+    groups: dict[tuple, list[dict[str, float]]] = defaultdict(list)
+    for r in logged:
+        groups[tuple(r["cell"].get(k, "–") for k in keys)].append(r["diagnostics_history"][-1])
+    shown = [(k, label) for k, label in DIAGNOSTICS if any(k in d for ds in groups.values() for d in ds)]
+    body = []
+    for key, ds in groups.items():
+        body.append([*map(str, key), *(_fmt([d[k] for d in ds])[1].replace(" (1 seed)", "") if all(k in d for d in ds) else "–" for k, _ in shown)])
+    return _md_table([*keys, *(label for _, label in shown)], body)
+
+
+RETRIEVAL_LIFT = 3.0  # the issue's goal: a queue read with 3x the same-class share of a uniform one
+
+
+def _recipe_ranking(exp: Experiment, rows: list[dict[str, Any]]) -> list[str]:
+    """hma-defaults: each recipe's rank per task (1 = best mean validation score), their mean,
+    its queue-read lift on validation, and the recipe the grid chooses: the best mean rank
+    among the recipes whose queue read retrieves (mean lift >= 3), all recipes if none does.
+    States whether HMAConfig's defaults agree."""
+    from hetmem.experiments.grids import DEFAULT_RECIPE
+
+    scores: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    lifts: dict[str, list[float]] = defaultdict(list)
+    for r in rows:
+        scores[r["cell"]["task"]][r["cell"]["recipe"]].append(score_of(r, "val")[1])
+        last = (r.get("diagnostics_history") or [{}])[-1]
+        if "rma_lift" in last:
+            lifts[r["cell"]["recipe"]].append(last["rma_lift"])
+    recipes = list(dict.fromkeys(r["cell"]["recipe"] for r in rows))
+    ranks: dict[str, list[float]] = defaultdict(list)
+    for by_recipe in scores.values():
+        if set(by_recipe) != set(recipes):
+            continue  # a task the grid has not finished for every recipe
+        means = {k: statistics.fmean(v) for k, v in by_recipe.items()}
+        order = sorted(means.values(), reverse=True)
+        for k, m in means.items():  # ties share the best rank
+            ranks[k].append(1 + order.index(m))
+    if not ranks:
+        return []
+    mean_rank = {k: statistics.fmean(v) for k, v in ranks.items()}
+    mean_lift = {k: statistics.fmean(v) for k, v in lifts.items()}
+    retrieving = [k for k in recipes if mean_lift.get(k, 0.0) >= RETRIEVAL_LIFT]
+    chosen = min(retrieving or recipes, key=lambda k: mean_rank[k])
+    overall = min(recipes, key=lambda k: mean_rank[k])
+    body = [[k, f"{mean_rank[k]:.2f}", " ".join(f"{x:g}" for x in ranks[k]),
+             f"{mean_lift[k]:.2f}" if k in mean_lift else "–"] for k in recipes]
+    agree = "HMAConfig's defaults are this recipe." if chosen == DEFAULT_RECIPE else (
+        f"HMAConfig's defaults are recipe {DEFAULT_RECIPE!r}, not the one chosen: the defaults are stale.")
+    rule = (f"the best mean rank among the recipes whose queue read retrieves (mean lift >= {RETRIEVAL_LIFT:g}, the goal "
+            "of a memory that is read)" if retrieving else "the best mean rank (no recipe's queue read retrieves)")
+    lines = ["", f"Mean rank over the {len(next(iter(ranks.values())))} tasks finished for every recipe (1 = best mean "
+             "validation score; ties share a rank) and the mean queue-read lift on validation after the last epoch:",
+             "", _md_table(["recipe", "mean rank", "rank per task", "queue lift"], body), "",
+             f"**Chosen on validation** ({rule}): `{chosen}`. {agree}"]
+    if overall != chosen:
+        lines.append(f"The best mean rank over all recipes is `{overall}` ({mean_rank[overall]:.2f} vs {mean_rank[chosen]:.2f}).")
+    return lines
 
 
 def _split_table(rows: list[dict[str, Any]]) -> str | None:
@@ -109,11 +188,11 @@ def _split_table(rows: list[dict[str, Any]]) -> str | None:
     if len(splits) < 2:
         return None
     shown = [*splits, *(["val"] if "val" in rows[0]["metrics"] else [])]
-    keys = [k for k in rows[0]["cell"] if k != "tiny"]
+    keys = list(dict.fromkeys(k for r in rows for k in r["cell"] if k not in HIDDEN))
     groups: dict[tuple, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     epochs: dict[tuple, list[tuple[int, Any]]] = defaultdict(list)
     for r in rows:
-        key = tuple(r["cell"][k] for k in keys)
+        key = tuple(r["cell"].get(k, "–") for k in keys)
         for s in shown:
             groups[key][s].append(r["metrics"][s]["accuracy"])
         epochs[key].append((r["seed"], r.get("best_epoch", "?")))
@@ -228,6 +307,24 @@ def _model_figures(rows: list[dict[str, Any]], fig_dir: Path) -> list[Path]:
     return []
 
 
+def _current_rows(exp: Experiment, rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(rows of cells the grid defines now, rows of cells it no longer defines)."""
+    key = lambda params: json.dumps({k: v for k, v in params.items() if k != "tiny"}, sort_keys=True)  # noqa: E731
+    defined = {key(c.params) for tiny in (False, True) for c in exp.cells(tiny)}
+    current = [r for r in rows if key(r["cell"]) in defined]
+    return current, [r for r in rows if key(r["cell"]) not in defined]
+
+
+def _train_tables(exp: Experiment, rows: list[dict[str, Any]]) -> list[str]:
+    table, notes = _grid_table(exp, rows)
+    parts = [table, "", *notes]
+    split = _split_table(rows)
+    if split:
+        parts += ["", "Per test set (accuracy), beside the in-distribution validation accuracy and the epoch of the "
+                  "scored model in each seed (0 = after the first epoch):", "", split]
+    return parts
+
+
 def build_report(
     store: str | Path,
     out: str | Path = "RESULTS.md",
@@ -249,17 +346,21 @@ def build_report(
     ]
     all_rows = [r for r in store.rows() if include_tiny or not r.get("tiny")]
     for exp in EXPERIMENTS.values():
-        rows = [r for r in all_rows if r["experiment"] == exp.name]
+        rows, old = _current_rows(exp, [r for r in all_rows if r["experiment"] == exp.name])
         if not rows:
             continue
         parts += ["", f"## {exp.title} (`{exp.name}`)", "", exp.question, "", _provenance(exp, rows), ""]
         if exp.kind == "train":
-            table, notes = _grid_table(exp, rows)
-            parts += [table, "", *notes]
-            split = _split_table(rows)
-            if split:
-                parts += ["", "Per test set (accuracy), beside the in-distribution validation accuracy that picked "
-                          "the checkpoint and the epoch it picked in each seed (0 = after the first epoch):", "", split]
+            parts += _train_tables(exp, rows)
+            diagnostics = _diagnostics_table(exp, rows)
+            if diagnostics:
+                parts += ["", "Retrieval diagnostics on the validation split after the last epoch (mean over seeds; "
+                          "lift = the same-class share of a read over its value under uniform attention, 1 for a "
+                          "class-blind mean; see `hetmem.models.hma.diagnostics`):", "", diagnostics]
+            if exp.name == "hma-defaults":
+                parts += _recipe_ranking(exp, rows)
+            if old and exp.superseded:
+                parts += ["", f"### {exp.superseded}", "", _provenance(exp, old), "", *_train_tables(exp, old)]
         elif exp.kind == "massl":
             parts += _massl_tables(exp, rows)
         elif exp.kind == "inference":

@@ -81,7 +81,7 @@ def _efficiency(cfg: Any, out: Path, tiny: bool) -> dict[str, Any]:
     return {"efficiency": measure_efficiency(cfg, device=device, **steps)}
 
 
-def _massl(cell: Cell, seed: int, out: Path, tiny: bool, name: str, work_dir: Path) -> tuple[Any, dict[str, Any]]:
+def _massl(cell: Cell, seed: int, out: Path, tiny: bool, name: str, work_dir: Path, store_path: Path) -> tuple[Any, dict[str, Any]]:
     """A pretraining cell, or a low-shot cell on top of this seed's random-block pretraining."""
     from hetmem.train.pretrain import pretrain, resolve_pretrain_config
 
@@ -91,9 +91,17 @@ def _massl(cell: Cell, seed: int, out: Path, tiny: bool, name: str, work_dir: Pa
         s = run["seeds"][0]
         return cfg, {"pretrain": {"initial": s["initial"], "pretrained": s["pretrained"], "last_epoch": s["last_epoch"]}, "checkpoint": s["checkpoint"]}
     pre = {"stage": "pretrain", "task": cell.params["task"], "blocks": "random", **({"tiny": True} if tiny else {})}
-    ckpt = work_dir / name / cell_key(name, pre, seed) / f"seed-{seed}" / "checkpoints" / "last.ckpt"
+    pre_dir = work_dir / name / cell_key(name, pre, seed)
+    ckpt = pre_dir / f"seed-{seed}" / "checkpoints" / "last.ckpt"
     if not ckpt.is_file():
-        raise RuntimeError(f"massl: the low-shot cell {cell.params} needs the pretraining run {pre} seed {seed} first ({ckpt})")
+        if not ResultsStore(store_path).has(cell_key(name, pre, seed)):
+            raise RuntimeError(f"massl: the low-shot cell {cell.params} needs the pretraining run {pre} seed {seed} first ({ckpt})")
+        # the store holds the pretraining but its files are gone (another machine, a clean clone):
+        # pretraining is deterministic, so run it again for its checkpoint, adding no row
+        log.info("massl: re-creating the pretraining checkpoint %s", ckpt)
+        pre_cell = next(c for c in get_experiment(name).cells(tiny) if c.params == {k: v for k, v in pre.items() if k != "tiny"})
+        pre_cfg = resolve_pretrain_config(*pre_cell.layers, {"seeds": [seed], "progress": False})
+        pretrain(pre_cfg, pre_dir, resume=_resumable(pre_dir, pre_cfg))
     cfg = _config(Cell(cell.params, (*cell.layers, {"init_from": str(ckpt)})), seed)
     return cfg, _train(cfg, out, tiny)
 
@@ -187,7 +195,7 @@ def run_experiment(
         log.info("%s: %s seed %d", name, params, seed)
         start = time.perf_counter()
         if exp.kind == "massl":
-            cfg, row = _massl(cell, seed, work_dir / name / key, tiny, name, work_dir)
+            cfg, row = _massl(cell, seed, work_dir / name / key, tiny, name, work_dir, store.path)
         else:
             cfg = _config(cell, seed)
             row = _KINDS[exp.kind](cfg, work_dir / name / key, tiny)

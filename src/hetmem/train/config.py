@@ -57,6 +57,7 @@ class TrainConfig(_Strict):
     init_from: str | None = None  # start the backbone from a checkpoint (hetmem pretrain or hetmem train)
     freeze_backbone: bool = False  # keep the backbone fixed (eval mode, no gradient): a probe of its features
     val_every_n_epochs: int = Field(1, gt=0)  # validate (and select the model) every N epochs and at the end
+    select: Literal["best", "last"] = "best"  # the model scored: best validation checkpoint, or the final model (a fixed step budget)
     limit_eval_batches: int | None = Field(None, gt=0)  # score only this many val/test batches (quick checks)
     checkpoint_every_n_steps: int | None = Field(None, gt=0)  # also save last.ckpt mid-epoch
     early_stopping_patience: int | None = Field(None, gt=0)  # epochs without a better val metric

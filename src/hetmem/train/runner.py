@@ -3,7 +3,8 @@
 A run directory holds one configuration trained with one or more seeds::
 
     OUT/config.yaml                 the resolved configuration
-    OUT/seed-<s>/metrics.json       final metrics of that seed (best validation checkpoint)
+    OUT/seed-<s>/metrics.json       final metrics of that seed (best validation checkpoint, or the
+                                    final model with ``select: last``)
     OUT/seed-<s>/checkpoints/       best.ckpt (model selection) and last.ckpt (resume)
     OUT/seed-<s>/logs/metrics.csv   per-epoch curves (Lightning CSVLogger)
     OUT/summary.json                mean and std over seeds
@@ -173,7 +174,7 @@ def _train_seed(cfg: TrainConfig, seed: int, seed_dir: Path) -> SeedResult:
     resume_from = ckpt_dir / "last.ckpt"
     trainer.fit(module, ckpt_path=str(resume_from) if resume_from.is_file() else None)
 
-    best_path = Path(best.best_model_path) if best.best_model_path else resume_from
+    best_path = Path(best.best_model_path) if best.best_model_path and cfg.select == "best" else resume_from
     state = read_checkpoint(best_path)
     module.model.load_state_dict({k.removeprefix("model."): v for k, v in state["state_dict"].items()})
     module.results.clear()
@@ -258,13 +259,19 @@ def train(cfg: TrainConfig, out: str | Path | None = None, *, overwrite: bool = 
 
 
 def find_checkpoint(path: str | Path) -> Path:
-    """``path`` itself, or the first ``checkpoints/best.ckpt`` under a run directory."""
+    """``path`` itself, or the checkpoint a run directory scores: the first seed's
+    ``checkpoints/best.ckpt``, or its ``last.ckpt`` if the run was configured ``select: last``."""
     path = Path(path)
     if path.is_dir():
         candidates = sorted(path.glob("**/checkpoints/best.ckpt"))
         if not candidates:
             raise CheckpointError(f"no checkpoints/best.ckpt under {str(path)!r}")
-        return candidates[0]
+        best = candidates[0]
+        config = best.parents[2] / "config.yaml"  # RUN/seed-<s>/checkpoints/best.ckpt
+        saved = yaml.safe_load(config.read_text()) if config.is_file() else None
+        if isinstance(saved, dict) and saved.get("select") == "last" and (best.parent / "last.ckpt").is_file():
+            return best.parent / "last.ckpt"
+        return best
     return path
 
 

@@ -140,4 +140,4 @@ def test_wrong_backbone_width_is_caught_by_the_head(tiny_backbone):
 def test_augment_writes_nothing(tiny_backbone):
     model = make_model(tiny_backbone).train()
     out = model.augment(batch()[0], need_weights=True)
-    assert len(model.head.queue) == 0 and out.c3.shape == (6, 20 + 8)
+    assert len(model.head.queue) == 0 and out.c3.shape == (6, model.head.width + 8)

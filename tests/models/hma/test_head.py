@@ -7,8 +7,13 @@ from hetmem.models.hma import VARIANTS, HMAConfig, HMAHead
 D1, N = 16, 3
 
 
+# The mechanics below are tested on the paper's attention (features enter unprojected, dot
+# scores, whole-row keys, no LayerScale); the defaults' own options are tested at the end.
+PAPER_ATTENTION = {"width": None, "keys": "row", "scores": "dot", "layer_scale": None}
+
+
 def make_head(variant="hma", **kw):
-    cfg = HMAConfig(num_classes=N, variant=variant, label_dim=8, queue_size=32, slots_per_class=2, **kw)
+    cfg = HMAConfig(num_classes=N, variant=variant, label_dim=8, queue_size=32, slots_per_class=2, **{**PAPER_ATTENTION, **kw})
     return HMAHead(D1, cfg)
 
 
@@ -182,3 +187,107 @@ def test_none_variant_cannot_augment():
 def test_validation_can_be_switched_off():
     head = make_head(validate_inputs=False)
     head(torch.full((2, D1), float("nan")))  # no error: the user opted out
+
+
+# ----- the defaults' options ---------------------------------------------------------------
+def test_width_projects_features_and_queue_rows_through_one_map():
+    head = make_head(width=6)
+    assert head.dim == 6 + 8 and head.slots.slots.shape == (N * 2, 6)
+    feats, labels = torch.randn(4, D1), torch.tensor([2, 0, 1, 2])
+    head.write_memory_(feats, labels)
+    assert torch.allclose(head.queue_rows()[:, :6], head.proj(feats))  # raw features stored, projected at read time
+    out = head.augment(torch.randn(3, D1))
+    assert out.c1.shape == out.c3.shape == (3, 14)
+    assert "width=6" in repr(head)
+
+
+def test_label_dropout_reads_labels_as_unknown_only_in_training():
+    head = filled(make_head(label_dropout=0.5), n=32)
+    torch.manual_seed(0)
+    rows = head.queue_rows()[:, D1:]  # training: about half the labels dropped
+    unknown = head.label_embed.weight[N]
+    dropped = (rows == unknown).all(1)
+    assert 5 < int(dropped.sum()) < 27
+    assert not (head.eval().queue_rows()[:, D1:] == unknown).all(1).any()
+    with pytest.raises(ValueError, match="label_dropout needs queue_labels='read'"):
+        make_head(label_dropout=0.1, queue_labels="write")
+
+
+def test_leave_one_out_hides_a_rows_own_earlier_copy():
+    head = make_head(leave_one_out=True).eval()
+    feats = torch.randn(5, D1)
+    head.write_memory_(feats, torch.tensor([0, 1, 2, 0, 1]), torch.tensor([10, 11, 12, 13, 14]))
+    out = head.augment(feats[:2], need_weights=True, exclude_ids=torch.tensor([10, 99]))
+    assert torch.all(out.rma_weights[:, 0, 1] == 0)  # row 0 does not read queue row 0, its own copy
+    assert torch.all(out.rma_weights[:, 1, 1:] > 0)  # an id not in the queue hides nothing
+
+
+def test_the_classifier_hides_copies_of_the_same_input_in_training(tiny_backbone):
+    from hetmem.models.hma import HMAClassifier
+
+    model = HMAClassifier(tiny_backbone, HMAConfig(num_classes=N, queue_size=16, slots_per_class=2, leave_one_out=True))
+    x, y = torch.randn(4, 12), torch.tensor([0, 1, 2, 0])
+    model(x, y)  # writes the four inputs with their fingerprints
+    seen = {}
+    original = model.head.rma.forward
+    def spy(*args, **kwargs):
+        seen["mask"] = kwargs.get("memory_mask")
+        return original(*args, **kwargs)
+    model.head.rma.forward = spy
+    model(torch.cat([x[2:], torch.randn(1, 12)]), torch.tensor([2, 0, 1]))
+    assert seen["mask"].tolist() == [[False, False, True, False], [False, False, False, True], [False] * 4]
+
+
+def test_data_slots_are_seeded_once_per_class_from_the_first_rows():
+    head = make_head(slot_init="data", slot_init_std=0.0)
+    feats = torch.randn(3, D1)
+    head.write_memory_(feats, torch.tensor([1, 1, 2]))
+    slots = head.slots.slots.detach()
+    assert torch.equal(slots[2:4], feats[:2]) and torch.equal(slots[4:6], feats[[2, 2]])
+    assert torch.all(slots[0:2] == 0) and head.slots.seeded.tolist() == [False, True, True]
+    head.write_memory_(torch.randn(2, D1), torch.tensor([1, 0]))  # class 1 is not seeded again
+    assert torch.equal(head.slots.slots.detach()[2:4], feats[:2])
+
+
+def test_paper_preset_is_the_reference_formulation():
+    """The paper preset against a literal port of the reference forward pass: the queue
+    holds [features; label embedding] made at write time, slots start at zero, every block
+    scores q.k / sqrt(D) over [row; queue] (RMA, each row repeated with the queue) and over
+    [batch; slots] (SMA), residual on the query, then the MLP."""
+    import torch.nn.functional as F
+
+    cfg = HMAConfig.paper(num_classes=N, label_dim=8, queue_size=32, slots_per_class=2, num_heads=2)
+    assert (cfg.queue_labels, cfg.slot_init, cfg.score_scale, cfg.scores, cfg.width, cfg.momentum) == (
+        "write", "zeros", "model", "dot", None, 0.999)
+    head = HMAHead(D1, cfg).eval()
+    assert torch.all(head.slots.slots == 0)
+    feats, labels = torch.randn(20, D1), torch.randint(0, N, (20,))
+    head.write_memory_(feats, labels)
+    with torch.no_grad():
+        head.slots.slots.normal_()  # trained slots are not zero; give the read something to see
+        h = torch.randn(6, D1)
+        D, H = D1 + 8, 2
+
+        def mha(block, q_rows, kv_rows):  # (B, D), (B, K, D): standard MHA, scores / sqrt(D)
+            B, K = kv_rows.shape[:2]
+            q = block.q_proj(block.norm_q(q_rows)).view(B, H, 1, -1)
+            k, v = block.kv_proj(block.norm_kv(kv_rows)).view(B, K, 2, H, -1).permute(2, 0, 3, 1, 4)
+            w = torch.softmax(q @ k.transpose(-1, -2) / D**0.5, dim=-1)  # (B, H, 1, K)
+            x = q_rows + block.out_proj((w @ v).reshape(B, -1))
+            return x + block.ff(block.norm_ff(x))
+
+        memory = torch.cat([feats, head.label_embed(labels)], 1)  # written at write time
+        c1 = torch.cat([h, head.label_embed.weight[N].expand(6, -1)], 1)
+        c2 = mha(head.rma, c1, torch.cat([c1.unsqueeze(1), memory.unsqueeze(0).expand(6, -1, -1)], 1))
+        slots = torch.cat([head.slots.slots, head.label_embed(head.slots.labels)], 1)
+        context = torch.cat([c2, slots]).unsqueeze(0).expand(6, -1, -1)  # every row sees the batch and the slots
+        literal = F.linear(mha(head.sma, c2, context), head.fc.weight, head.fc.bias)
+        assert torch.allclose(head(h), literal, atol=1e-5)
+
+
+def test_defaults_are_the_recipe_the_grid_chose():
+    from hetmem.experiments.grids import DEFAULT_RECIPE, RECIPES
+
+    recipe = dict(RECIPES[DEFAULT_RECIPE])
+    preset = recipe.pop("preset")
+    assert HMAConfig.from_preset(preset, num_classes=3, **recipe) == HMAConfig(num_classes=3)

@@ -56,7 +56,14 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 @dataclass
 class HMAConfig:
-    """Hyper-parameters of HMA. Defaults follow the paper where it gives them."""
+    """Hyper-parameters of HMA.
+
+    The defaults are the ``retrieval`` recipe, chosen on validation by ``hetmem experiment
+    hma-defaults`` (RESULTS.md): a 128-wide head with LayerScale, whose queue read is a
+    similarity search (cosine scores, queries = keys on the features) fed by a momentum
+    encoder that keeps up with a short CPU run. ``HMAConfig.paper(...)`` gives the paper's
+    and its reference code's semantics.
+    """
 
     num_classes: int  # n: classes of the task; label index n is the extra 'unknown' class
     variant: str = "hma"  # one of VARIANTS: none, param, rma, abd, abd+rma, abd+syn, hma
@@ -65,17 +72,17 @@ class HMAConfig:
     slots_per_class: int = 8  # m2: synthetic slots per class; the paper searches 4-32 (8-64 on graphs)
     num_heads: int = 4  # H: attention heads in both blocks
     head_dim: int | None = None  # width per head; None means ceil((width + D2) / H)
-    width: int | None = None  # project backbone features to this width before the blocks (a bottleneck); None keeps D1
+    width: int | None = 128  # project backbone features to this width before the blocks (a bottleneck); None keeps D1
     ff_mult: int = 4  # MLP expansion of both blocks (4 in the paper)
-    layer_scale: float | None = None  # learned residual gains of both blocks start here (LayerScale); None = no gain (paper)
-    scores: str = "dot"  # attention scores: dot (scaled dot product) | cosine (learned per-head temperature)
+    layer_scale: float | None = 0.01  # learned residual gains of both blocks start here (LayerScale); None = no gain (paper)
+    scores: str = "cosine"  # attention scores: dot (scaled dot product) | cosine (learned per-head temperature)
     score_scale: str = "head"  # dot scores / sqrt(head_dim) ("head") or / sqrt(D) ("model", the reference code)
-    keys: str = "row"  # RMA: queries and keys from the whole row ("row", paper) or one projection of the features ("features")
+    keys: str = "features"  # RMA: queries and keys from the whole row ("row", paper) or one projection of the features ("features")
     slot_keys: str = "row"  # SMA: the same choice for the slot read
     leave_one_out: bool = False  # training: a row never reads queue rows written from the same input (tensor inputs)
     label_dropout: float = 0.0  # training only: each queue row's label read as 'unknown' with this probability
     dropout: float = 0.1  # dropout in both attention blocks (0.1 in the paper)
-    momentum: float = 0.999  # lambda of the momentum encoder that writes the queue (MoCo's value)
+    momentum: float = 0.9  # lambda of the momentum encoder that writes the queue (MoCo: 0.999 over ~10^5 steps)
     momentum_buffers: str = "ema"  # momentum encoder's BatchNorm buffers: ema | copy | keep
     slot_init: str = "normal"  # normal (N(0, std^2)) | zeros (the reference code; slots stay tied) | data (first rows of each class)
     slot_init_std: float = 0.02  # std of the normal slot init
