@@ -11,7 +11,9 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from hetmem import __version__
 from hetmem.errors import HetmemError
+from hetmem.extras import missing_extra, require_extras
 
 __all__ = ["main"]
 
@@ -130,7 +132,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     group = p.add_mutually_exclusive_group()
     group.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     group.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
-    p.set_defaults(func=_train)
+    p.set_defaults(func=_train, extras=("train",))
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -163,7 +165,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--linear-probe", action="store_true", help="with --knn, also fit a linear probe")
     p.add_argument("--data-root")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=_evaluate)
+    p.set_defaults(func=_evaluate, extras=("train",))
 
 
 def _pretrain(args: argparse.Namespace) -> int:
@@ -200,7 +202,7 @@ def _add_pretrain(sub: argparse._SubParsersAction) -> None:
     group = p.add_mutually_exclusive_group()
     group.add_argument("--overwrite", action="store_true")
     group.add_argument("--resume", action="store_true")
-    p.set_defaults(func=_pretrain)
+    p.set_defaults(func=_pretrain, extras=("train",))
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -225,7 +227,7 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="Colored MNIST with the MLP backbone, baseline vs HMA (what make demo runs)")
     p.add_argument("--out", default="runs/demo", help="where the demo's runs go (replaced on every demo)")
     p.add_argument("--epochs", type=int, help="override the task's default epochs")
-    p.set_defaults(func=_demo)
+    p.set_defaults(func=_demo, extras=("train",))
 
 
 # ----- experiment / report ------------------------------------------------------------------
@@ -262,7 +264,7 @@ def _add_experiment(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--plan", action="store_true", help="list the runs the store lacks, run nothing")
     p.add_argument("--where", type=_key_value, action="append", metavar="KEY=VALUE",
                    help="run only the cells with this parameter value, e.g. task=digits (repeatable)")
-    p.set_defaults(func=_experiment)
+    p.set_defaults(func=_experiment, extras=("train",))
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -300,6 +302,7 @@ COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hetmem", description=__doc__.split("\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in COMMANDS:
         add(sub)
@@ -310,7 +313,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
     try:
-        return args.func(args)
+        require_extras(getattr(args, "extras", ()), f"hetmem {args.command}")
+        try:
+            return args.func(args)
+        except ModuleNotFoundError as err:  # an optional dependency a task or figure imports late
+            raise missing_extra(err, f"hetmem {args.command}") or err
     except (HetmemError, ValueError) as err:
         if os.environ.get("HETMEM_DEBUG"):
             raise
