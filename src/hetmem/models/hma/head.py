@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from hetmem.attention import MemoryAttentionBlock
 from hetmem.distributed import all_gather_with_grad, concat_all_gather, is_distributed
+from hetmem.inputs import as_float, as_labels, as_positive_int
 from hetmem.memory import ClassMemorySlots, FeatureQueue
 from hetmem.models.hma.config import HMAConfig
 
@@ -91,9 +92,7 @@ class HMAHead(nn.Module):
 
     def __init__(self, feature_dim: int, config: HMAConfig) -> None:
         super().__init__()
-        if not isinstance(feature_dim, int) or feature_dim <= 0:
-            raise ValueError(f"HMAHead: feature_dim must be a positive int, got {feature_dim!r}")
-        self.feature_dim = feature_dim
+        self.feature_dim = feature_dim = as_positive_int("HMAHead", "feature_dim", feature_dim)
         self.config = config
         self.num_classes = n = config.num_classes
         parts = config.components
@@ -138,6 +137,8 @@ class HMAHead(nn.Module):
         """Appends momentum-encoder ``features`` (N, D1) with their true ``labels`` (N,) to the queue."""
         if self.queue is None:
             return
+        features = as_float(features, self.fc.weight, "HMAHead.write_memory_")
+        labels = as_labels(labels, features.device, "HMAHead.write_memory_")
         if self.config.validate_inputs:
             check_features(features, self.feature_dim, "HMAHead.write_memory_")
             check_labels(labels, self.num_classes, "HMAHead.write_memory_", features.shape[0])
@@ -157,6 +158,7 @@ class HMAHead(nn.Module):
         """Runs C1 -> RMA -> SMA and returns every intermediate (see :class:`HMAOutput`)."""
         if self.config.components is None:
             raise ValueError("HMAHead.augment: variant 'none' has no memory to read")
+        features = as_float(features, self.fc.weight, "HMAHead")
         if self.config.validate_inputs:
             check_features(features, self.feature_dim, "HMAHead")
         B = features.shape[0]
@@ -175,6 +177,7 @@ class HMAHead(nn.Module):
 
     def forward(self, features: Tensor) -> Tensor:
         if self.config.components is None:
+            features = as_float(features, self.fc.weight, "HMAHead")
             if self.config.validate_inputs:
                 check_features(features, self.feature_dim, "HMAHead")
             return self.fc(features)
