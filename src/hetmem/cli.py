@@ -168,6 +168,41 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_evaluate, extras=("train",))
 
 
+def _predict(args: argparse.Namespace) -> int:
+    from hetmem.inference import load_trained, read_inputs, write_predictions
+
+    out = Path(args.out) if args.out else Path(args.input).with_suffix(".predictions.csv")
+    if out.exists() and not args.overwrite:  # checked first: no model is loaded for nothing
+        raise ValueError(f"output {str(out)!r} already exists; pass --overwrite to replace it")
+    inputs = read_inputs(args.input)
+    trained = load_trained(args.checkpoint, eval_context=args.eval_context, batch_size=args.batch_size,
+                           device=args.device, data_root=args.data_root)
+    if trained.input_spec.kind == "graph":
+        raise ValueError("hetmem predict reads tensor inputs; a graph model takes torch_geometric Data: "
+                         "use hetmem.load_trained(...).predict(list_of_data) in Python")
+    predictions = trained.predict(inputs)
+    write_predictions(out, predictions, overwrite=args.overwrite)
+    columns = "row, prediction, prob_0..prob_" + str(trained.num_classes - 1) if out.suffix == ".csv" else "predictions, probabilities, logits"
+    print(f"model: {trained.describe()}")
+    print(f"wrote {len(predictions.labels)} predictions to {out} ({out.suffix[1:]}: {columns})")
+    return 0
+
+
+def _add_predict(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="predict classes and probabilities for the rows of a file with a trained model")
+    p.add_argument("--checkpoint", required=True, help="a .ckpt from hetmem train, or a run directory (uses best.ckpt)")
+    p.add_argument("--input", required=True, help="rows to predict: .npy or .pt (N, *input shape) or (N, features), "
+                   ".csv (one flattened row per line, optional header); values as the task's loader gives them")
+    p.add_argument("--out", help="predictions file: .csv (row, prediction, prob_0..) or .npz (predictions, probabilities, "
+                   "logits); default INPUT.predictions.csv beside the input")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    p.add_argument("--eval-context", choices=["batch", "single"], help="SMA at test time: over the batch, or per sample")
+    p.add_argument("--batch-size", type=int, help="rows per evaluation batch (default: the run's)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    p.add_argument("--data-root", help="only for checkpoints older than hetmem predict: where the task's data lives")
+    p.set_defaults(func=_predict, extras=("train",))
+
+
 def _pretrain(args: argparse.Namespace) -> int:
     from hetmem.train.pretrain import pretrain, resolve_pretrain_config
     from hetmem.train.config import load_yaml, parse_overrides
@@ -291,6 +326,7 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_train,
     _add_evaluate,
+    _add_predict,
     _add_pretrain,
     _add_demo,
     _add_experiment,

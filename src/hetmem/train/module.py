@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -140,4 +141,6 @@ class ClassifierModule(ExactResumeMixin, pl.LightningModule):
             "num_classes": self.task.num_classes,
             "feature_dim": self.model.head.feature_dim,
             "input_shape": list(self.task.input_spec.shape),
+            "input_spec": dataclasses.asdict(self.task.input_spec),  # rebuilds the model without the data
+            "class_names": self.task.class_names,
         }
