@@ -21,21 +21,19 @@ log = logging.getLogger("hetmem")
 
 
 # ----- bench -----------------------------------------------------------------------------
-def _bench(args: argparse.Namespace) -> int:
+def _positive(args: argparse.Namespace, *names: str) -> None:
+    for name in names:
+        value = getattr(args, name)
+        if value is not None and value <= 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be a positive int, got {value}")
+
+
+def _bench_rma(args: argparse.Namespace) -> int:
     from hetmem.benchmarks.rma import RMABenchConfig, bench_rma
 
-    cfg = RMABenchConfig(
-        batch_size=args.batch_size,
-        queue_size=args.queue_size,
-        feature_dim=args.feature_dim,
-        label_dim=args.label_dim,
-        num_heads=args.num_heads,
-        repeats=args.repeats,
-        device=args.device,
-    )
-    for name in ("batch_size", "queue_size", "feature_dim", "label_dim", "num_heads", "repeats"):
-        if getattr(cfg, name) <= 0:
-            raise ValueError(f"--{name.replace('_', '-')} must be a positive int, got {getattr(cfg, name)}")
+    _positive(args, "batch_size", "queue_size", "feature_dim", "label_dim", "num_heads", "repeats")
+    given = {k: getattr(args, k) for k in ("batch_size", "queue_size", "feature_dim", "label_dim", "num_heads", "repeats")}
+    cfg = RMABenchConfig(**{k: v for k, v in given.items() if v is not None}, device=args.device)
     result = bench_rma(cfg)
     if args.json:
         print(json.dumps(result))
@@ -50,16 +48,52 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_latency(args: argparse.Namespace) -> int:
+    from hetmem.benchmarks.latency import LatencyBenchConfig, bench_latency
+
+    _positive(args, "queue_size", "feature_dim", "label_dim", "num_heads", "repeats", "threads")
+    given = {"queue_size": args.queue_size, "feature_dim": args.feature_dim, "label_dim": args.label_dim,
+             "num_heads": args.num_heads, "rounds": args.repeats, "threads": args.threads}
+    cfg = LatencyBenchConfig(**{k: v for k, v in given.items() if v is not None}, compile=not args.no_compile, device=args.device)
+    result = bench_latency(cfg)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    m = result["machine"]
+    print(f"HMA eval latency, D={cfg.feature_dim}+{cfg.label_dim} queue={cfg.queue_size} slots={cfg.num_classes}x{cfg.slots_per_class} "
+          f"H={cfg.num_heads}, {result['torch_threads']} thread(s), median of {cfg.rounds} interleaved rounds")
+    print(f"  machine: matmul {m['matmul_gflops']:.0f} GFLOP/s, matrix-vector {m['matvec_gflops']:.1f} GFLOP/s "
+          f"({m['matvec_gbps']:.1f} GB/s); head weights {result['head_weight_mb']:.1f} MB")
+    for row in result["rows"]:
+        print(f"  {row['scope']:5s} B={row['batch']:<4d} {row['path']:9s} {row['median_ms']:9.3f} ms (min {row['min_ms']:.3f})  "
+              f"{row['flops'] / 1e6:8.1f} MFLOP  {row['gflops_per_s']:6.1f} GFLOP/s")
+    comp = result["compile"]
+    if comp["error"]:
+        print(f"  torch.compile unavailable, compiled rows ran eager: {comp['error']}")
+    print(f"  {result['goal']['line']}")
+    return 0
+
+
+BENCHES: dict[str, Callable[[argparse.Namespace], int]] = {"rma": _bench_rma, "latency": _bench_latency}
+
+
+def _bench(args: argparse.Namespace) -> int:
+    return BENCHES[args.name](args)
+
+
 def _add_bench(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="benchmarks (not tests): time hetmem's fast paths against their references")
-    p.add_argument("name", choices=["rma"], help="rma: shared-projection RMA read vs the paper-literal formulation")
+    p.add_argument("name", choices=list(BENCHES), help="rma: shared-projection RMA read vs the paper-literal formulation; "
+                   "latency: eval latency with memory keys/values cached vs recomputed, batch 1 and 256")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--queue-size", type=int, default=512)
-    p.add_argument("--feature-dim", type=int, default=512)
-    p.add_argument("--label-dim", type=int, default=64)
-    p.add_argument("--num-heads", type=int, default=4)
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--batch-size", type=int, help="rma: rows per batch (default 256)")
+    p.add_argument("--queue-size", type=int, help="queue rows, all filled (default 512)")
+    p.add_argument("--feature-dim", type=int, help="backbone feature width (default: rma 512, latency 390)")
+    p.add_argument("--label-dim", type=int, help="label-embedding width (default 64)")
+    p.add_argument("--num-heads", type=int, help="attention heads (default 4)")
+    p.add_argument("--repeats", type=int, help="rma: timed passes (default 3); latency: interleaved rounds (default 7)")
+    p.add_argument("--threads", type=int, help="latency: torch threads for the run (default: torch's setting)")
+    p.add_argument("--no-compile", action="store_true", help="latency: skip the torch.compile path")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     p.set_defaults(func=_bench)
 

@@ -35,7 +35,8 @@ class MemoryAttentionBlock(nn.Module):
         fused: use ``F.scaled_dot_product_attention`` where it applies (batch context).
 
     Shapes:
-        - x: (B, D) rows; memory: (M, D) or None; batch_rows: (B', D) or None (default x).
+        - x: (B, D) rows; memory: (M, D) or None; batch_rows: (B', D) or None (default x);
+          memory_kv: keys and values (H, M, hd) each, or None (projected from memory).
         - output: (B, D); with ``need_weights`` also weights (H, B, K), K = 1 + M in the
           ``"single"`` context (key 0 is the row itself) and B + M in the ``"batch"`` context.
 
@@ -98,18 +99,21 @@ class MemoryAttentionBlock(nn.Module):
         context: Context = "single",
         need_weights: bool = False,
         batch_rows: Tensor | None = None,
+        memory_kv: tuple[Tensor, Tensor] | None = None,
     ) -> tuple[Tensor, Tensor | None]:
         """The attention sublayer alone: ``x + MultiHead(LN(x), LN(KV), LN(KV))`` and its weights.
 
         ``batch_rows`` (B', D) replaces ``x`` as the batch part of the keys in the ``"batch"``
         context (e.g. the batch gathered from every process); default ``x`` itself.
+        ``memory_kv``: the memory's keys and values as :meth:`project_memory` returns them,
+        computed earlier (e.g. cached between evaluation calls); then ``memory`` is not read.
         """
         B, D = x.shape
         H, hd = self.num_heads, self.head_dim
         q = self.q_proj(self.norm_q(x)).view(B, H, hd)  # (B, H, hd)
         rows = x if batch_rows is None or context == "single" else batch_rows
         k, v = self.kv_proj(self.norm_kv(rows)).view(rows.shape[0], 2, H, hd).unbind(1)  # each (B', H, hd)
-        k_mem, v_mem = self.project_memory(memory)  # each (H, M, hd)
+        k_mem, v_mem = self.project_memory(memory) if memory_kv is None else memory_kv  # each (H, M, hd)
         out, weights = memory_attention(
             q,
             k,
@@ -131,8 +135,11 @@ class MemoryAttentionBlock(nn.Module):
         context: Context = "single",
         need_weights: bool = False,
         batch_rows: Tensor | None = None,
+        memory_kv: tuple[Tensor, Tensor] | None = None,
     ) -> Tensor | tuple[Tensor, Tensor]:
-        h, weights = self.attend(x, memory, context=context, need_weights=need_weights, batch_rows=batch_rows)  # (B, D)
+        h, weights = self.attend(
+            x, memory, context=context, need_weights=need_weights, batch_rows=batch_rows, memory_kv=memory_kv
+        )  # (B, D)
         out = h + self.ff(self.norm_ff(h))  # (B, D)
         return (out, weights) if need_weights else out
 

@@ -11,10 +11,12 @@ from torch import Tensor, nn
 from hetmem.attention import MemoryAttentionBlock
 from hetmem.distributed import all_gather_with_grad, concat_all_gather, is_distributed
 from hetmem.inputs import as_float, as_labels, as_positive_int
-from hetmem.memory import ClassMemorySlots, FeatureQueue
+from hetmem.memory import ClassMemorySlots, FeatureQueue, StateCache
 from hetmem.models.hma.config import HMAConfig
 
 __all__ = ["HMAHead", "HMAOutput", "check_features", "check_labels"]
+
+MemoryKV = tuple[Tensor, Tensor]  # keys and values of one memory, each (H, M, hd)
 
 
 class HMAOutput(NamedTuple):
@@ -71,6 +73,11 @@ class HMAHead(nn.Module):
     class's label embedding. The queue's keys and values are projected once per call and
     shared by all B rows (the paper's formula repeats the queue B times).
 
+    In eval mode without autograd (``torch.no_grad()``, ``torch.inference_mode()``) the keys
+    and values of the queue and the slots are kept between calls and recomputed after any
+    change of the head's parameters or buffers (:meth:`memory_kv`): a batch of one then costs
+    the rows' own work, not a projection of every memory row.
+
     The head reads its memories; it writes the queue only when asked
     (:meth:`write_memory_`), which :class:`HMAClassifier` does after each training forward.
 
@@ -94,6 +101,8 @@ class HMAHead(nn.Module):
         super().__init__()
         self.feature_dim = feature_dim = as_positive_int("HMAHead", "feature_dim", feature_dim)
         self.config = config
+        self.cache_memory = True  # eval without autograd: keep the memories' keys and values between calls
+        self._memory_cache = StateCache()
         self.num_classes = n = config.num_classes
         parts = config.components
         self.queue: FeatureQueue | None = None
@@ -132,6 +141,25 @@ class HMAHead(nn.Module):
         slots, labels = self.slots()  # (S, D1), (S,)
         return torch.cat([slots, self.label_embed(labels)], dim=1)  # (S, D)
 
+    def _project_memories(self) -> tuple[MemoryKV, MemoryKV]:
+        return self.rma.project_memory(self.queue_rows()), self.sma.project_memory(self.slot_rows())
+
+    def memory_kv(self) -> tuple[MemoryKV, MemoryKV]:
+        """Keys and values of the queue (read by RMA) and of the slots (read by SMA), each (H, M, hd).
+
+        In eval mode with autograd off (``torch.no_grad()``, ``torch.inference_mode()``) they are
+        computed once and kept while no parameter or buffer of the head changes (a queue write,
+        an optimiser step, ``load_state_dict``, ``.to()``: see :class:`~hetmem.memory.StateCache`);
+        otherwise, and with ``cache_memory = False``, they are computed on every call.
+        """
+        if self.training or torch.is_grad_enabled() or not self.cache_memory:
+            return self._project_memories()
+        return self._memory_cache.get(self, self._project_memories)
+
+    def clear_memory_cache(self) -> None:
+        """Drops the cached keys and values (needed only after writes through ``tensor.data``)."""
+        self._memory_cache.clear()
+
     @torch.no_grad()
     def write_memory_(self, features: Tensor, labels: Tensor) -> None:
         """Appends momentum-encoder ``features`` (N, D1) with their true ``labels`` (N,) to the queue."""
@@ -154,8 +182,14 @@ class HMAHead(nn.Module):
             return "single"
         return self.config.train_context if self.training else self.config.eval_context
 
-    def augment(self, features: Tensor, *, need_weights: bool = False) -> HMAOutput:
-        """Runs C1 -> RMA -> SMA and returns every intermediate (see :class:`HMAOutput`)."""
+    def augment(
+        self, features: Tensor, *, need_weights: bool = False, memory_kv: tuple[MemoryKV, MemoryKV] | None = None
+    ) -> HMAOutput:
+        """Runs C1 -> RMA -> SMA and returns every intermediate (see :class:`HMAOutput`).
+
+        ``memory_kv``: the memories' keys and values, as :meth:`memory_kv` returns them
+        (default: that call, cached in eval mode without autograd).
+        """
         if self.config.components is None:
             raise ValueError("HMAHead.augment: variant 'none' has no memory to read")
         features = as_float(features, self.fc.weight, "HMAHead")
@@ -164,24 +198,25 @@ class HMAHead(nn.Module):
         B = features.shape[0]
         unknown = self.label_embed.weight[self.num_classes].expand(B, -1)  # (B, D2)
         c1 = torch.cat([features, unknown], dim=1)  # (B, D)
-        c2 = self.rma(c1, self.queue_rows(), context="single", need_weights=need_weights)
+        rma_kv, sma_kv = self.memory_kv() if memory_kv is None else memory_kv
+        c2 = self.rma(c1, context="single", need_weights=need_weights, memory_kv=rma_kv)
         c2, rma_w = c2 if need_weights else (c2, None)
         context = self.context()
         batch_rows = None
         if context == "batch" and self.config.global_batch and is_distributed():
             # keys over every process's rows; in training the gradient flows back to each rank
             batch_rows = all_gather_with_grad(c2) if self.training else concat_all_gather(c2)
-        c3 = self.sma(c2, self.slot_rows(), context=context, need_weights=need_weights, batch_rows=batch_rows)
+        c3 = self.sma(c2, context=context, need_weights=need_weights, batch_rows=batch_rows, memory_kv=sma_kv)
         c3, sma_w = c3 if need_weights else (c3, None)
         return HMAOutput(c1, c2, c3, rma_w, sma_w)
 
-    def forward(self, features: Tensor) -> Tensor:
+    def forward(self, features: Tensor, memory_kv: tuple[MemoryKV, MemoryKV] | None = None) -> Tensor:
         if self.config.components is None:
             features = as_float(features, self.fc.weight, "HMAHead")
             if self.config.validate_inputs:
                 check_features(features, self.feature_dim, "HMAHead")
             return self.fc(features)
-        return self.fc(self.augment(features).c3)  # (B, num_classes)
+        return self.fc(self.augment(features, memory_kv=memory_kv).c3)  # (B, num_classes)
 
     def extra_repr(self) -> str:
         return f"feature_dim={self.feature_dim}, num_classes={self.num_classes}, variant={self.config.variant!r}"
