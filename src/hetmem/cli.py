@@ -52,8 +52,11 @@ def _bench_latency(args: argparse.Namespace) -> int:
     from hetmem.benchmarks.latency import LatencyBenchConfig, bench_latency
 
     _positive(args, "queue_size", "feature_dim", "label_dim", "num_heads", "repeats", "threads")
+    if args.batch_sizes is not None and (not args.batch_sizes or min(args.batch_sizes) <= 0):
+        raise ValueError(f"--batch-sizes must be positive ints like 1,256, got {args.batch_sizes}")
     given = {"queue_size": args.queue_size, "feature_dim": args.feature_dim, "label_dim": args.label_dim,
-             "num_heads": args.num_heads, "rounds": args.repeats, "threads": args.threads}
+             "num_heads": args.num_heads, "rounds": args.repeats, "threads": args.threads,
+             "batch_sizes": tuple(args.batch_sizes) if args.batch_sizes else None}
     cfg = LatencyBenchConfig(**{k: v for k, v in given.items() if v is not None}, compile=not args.no_compile, device=args.device)
     result = bench_latency(cfg)
     if args.json:
@@ -92,6 +95,7 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--label-dim", type=int, help="label-embedding width (default 64)")
     p.add_argument("--num-heads", type=int, help="attention heads (default 4)")
     p.add_argument("--repeats", type=int, help="rma: timed passes (default 3); latency: interleaved rounds (default 7)")
+    p.add_argument("--batch-sizes", type=_seeds, help="latency: comma-separated batch sizes (default 1,256)")
     p.add_argument("--threads", type=int, help="latency: torch threads for the run (default: torch's setting)")
     p.add_argument("--no-compile", action="store_true", help="latency: skip the torch.compile path")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
