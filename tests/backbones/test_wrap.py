@@ -136,3 +136,26 @@ def test_pyg_named_layer_and_max_pool():
     backbone = wrap(gin, inputs="graph", layer="convs.0", pool="max", example_input=batch)
     expected = global_max_pool(gin.convs[0](batch.x, batch.edge_index), batch.batch)
     assert torch.allclose(backbone.forward_features(batch), expected, atol=1e-6)
+
+
+def test_graph_outputs_refuse_token_pools():
+    models = pytest.importorskip("torch_geometric.nn.models")
+    with pytest.raises(ValueError, match="pool 'cls' does not apply to the node rows of a graph batch"):
+        wrap(models.GCN(in_channels=7, hidden_channels=8, num_layers=1), inputs="graph", pool="cls", example_input=random_graphs())
+
+
+def test_a_module_catching_exceptions_cannot_swallow_the_capture():
+    class Careful(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(3, 4), nn.Linear(4, 2)
+
+        def forward(self, x):
+            try:
+                return self.b(self.a(x))
+            except Exception:  # noqa: BLE001
+                return torch.zeros(len(x), 2)
+
+    x = torch.randn(2, 3)
+    net = Careful()
+    assert torch.equal(wrap(net, layer="a", example_input=x).forward_features(x), net.a(x))

@@ -23,8 +23,10 @@ Inputs = Callable[[Any], Any]  # batch -> the module's positional args (a tuple)
 Pool = str | Callable[[Any, Any], Tensor]  # a name from POOLS, or f(raw output, batch) -> (B, D)
 
 
-class _Captured(Exception):
-    """Carries a hooked layer's output out of the forward pass (the layers after it never run)."""
+class _Captured(BaseException):
+    """Carries a hooked layer's output out of the forward pass (the layers after it never run).
+
+    A BaseException, so a module's own ``except Exception`` cannot swallow it."""
 
     def __init__(self, output: Any) -> None:
         super().__init__("hetmem.backbones.wrap: layer output captured")
@@ -57,6 +59,8 @@ def _pool(out: Tensor, batch: Any, pool: str) -> Tensor:
     if pool == "none":
         return out
     if _is_node_level(out, batch) and batch.num_nodes != batch.num_graphs:
+        if pool not in ("auto", "mean", "max", "sum"):
+            raise ValueError(f"wrap: pool {pool!r} does not apply to the node rows of a graph batch; use auto, mean, max or sum")
         return global_pool(out, batch.batch, batch.num_graphs, "mean" if pool == "auto" else pool)  # (G, D)
     if out.dim() <= 2:
         return out.reshape(out.shape[0], -1)  # (B, D); (B,) becomes (B, 1)
