@@ -30,6 +30,7 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/hetmem bench rma
+	$(BIN)/hetmem bench latency --threads 1
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis src/*.egg-info

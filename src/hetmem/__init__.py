@@ -13,11 +13,12 @@ Shape glossary used in docstrings and comments:
 - K: keys one query attends to
 """
 
-from hetmem.attention import MemoryAttentionBlock
-from hetmem.memory import ClassMemorySlots, FeatureQueue, MomentumEncoder
-from hetmem.models import VARIANTS, HMAClassifier, HMAConfig, HMAHead, HMAOutput
+__version__ = "0.1.0"  # the package's version (pyproject.toml reads it from here)
 
-__version__ = "0.1.0"
+from hetmem.attention import MemoryAttentionBlock  # noqa: E402
+from hetmem.inference import Predictions, TrainedModel, load_trained  # noqa: E402
+from hetmem.memory import ClassMemorySlots, FeatureQueue, MomentumEncoder  # noqa: E402
+from hetmem.models import VARIANTS, HMAClassifier, HMAConfig, HMAHead, HMAOutput  # noqa: E402
 
 __all__ = [
     "VARIANTS",
@@ -29,4 +30,7 @@ __all__ = [
     "HMAOutput",
     "MemoryAttentionBlock",
     "MomentumEncoder",
+    "Predictions",
+    "TrainedModel",
+    "load_trained",
 ]

@@ -11,7 +11,9 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from hetmem import __version__
 from hetmem.errors import HetmemError
+from hetmem.extras import missing_extra, require_extras
 
 __all__ = ["main"]
 
@@ -19,21 +21,19 @@ log = logging.getLogger("hetmem")
 
 
 # ----- bench -----------------------------------------------------------------------------
-def _bench(args: argparse.Namespace) -> int:
+def _positive(args: argparse.Namespace, *names: str) -> None:
+    for name in names:
+        value = getattr(args, name)
+        if value is not None and value <= 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be a positive int, got {value}")
+
+
+def _bench_rma(args: argparse.Namespace) -> int:
     from hetmem.benchmarks.rma import RMABenchConfig, bench_rma
 
-    cfg = RMABenchConfig(
-        batch_size=args.batch_size,
-        queue_size=args.queue_size,
-        feature_dim=args.feature_dim,
-        label_dim=args.label_dim,
-        num_heads=args.num_heads,
-        repeats=args.repeats,
-        device=args.device,
-    )
-    for name in ("batch_size", "queue_size", "feature_dim", "label_dim", "num_heads", "repeats"):
-        if getattr(cfg, name) <= 0:
-            raise ValueError(f"--{name.replace('_', '-')} must be a positive int, got {getattr(cfg, name)}")
+    _positive(args, "batch_size", "queue_size", "feature_dim", "label_dim", "num_heads", "repeats")
+    given = {k: getattr(args, k) for k in ("batch_size", "queue_size", "feature_dim", "label_dim", "num_heads", "repeats")}
+    cfg = RMABenchConfig(**{k: v for k, v in given.items() if v is not None}, device=args.device)
     result = bench_rma(cfg)
     if args.json:
         print(json.dumps(result))
@@ -48,16 +48,56 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_latency(args: argparse.Namespace) -> int:
+    from hetmem.benchmarks.latency import LatencyBenchConfig, bench_latency
+
+    _positive(args, "queue_size", "feature_dim", "label_dim", "num_heads", "repeats", "threads")
+    if args.batch_sizes is not None and (not args.batch_sizes or min(args.batch_sizes) <= 0):
+        raise ValueError(f"--batch-sizes must be positive ints like 1,256, got {args.batch_sizes}")
+    given = {"queue_size": args.queue_size, "feature_dim": args.feature_dim, "label_dim": args.label_dim,
+             "num_heads": args.num_heads, "rounds": args.repeats, "threads": args.threads,
+             "batch_sizes": tuple(args.batch_sizes) if args.batch_sizes else None}
+    cfg = LatencyBenchConfig(**{k: v for k, v in given.items() if v is not None}, compile=not args.no_compile, device=args.device)
+    result = bench_latency(cfg)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    m = result["machine"]
+    print(f"HMA eval latency, D={cfg.feature_dim}+{cfg.label_dim} queue={cfg.queue_size} slots={cfg.num_classes}x{cfg.slots_per_class} "
+          f"H={cfg.num_heads}, {result['torch_threads']} thread(s), median of {cfg.rounds} interleaved rounds")
+    print(f"  machine: matmul {m['matmul_gflops']:.0f} GFLOP/s, matrix-vector {m['matvec_gflops']:.1f} GFLOP/s "
+          f"({m['matvec_gbps']:.1f} GB/s); head weights {result['head_weight_mb']:.1f} MB")
+    for row in result["rows"]:
+        print(f"  {row['scope']:5s} B={row['batch']:<4d} {row['path']:9s} {row['median_ms']:9.3f} ms (min {row['min_ms']:.3f})  "
+              f"{row['flops'] / 1e6:8.1f} MFLOP  {row['gflops_per_s']:6.1f} GFLOP/s")
+    comp = result["compile"]
+    if comp["error"]:
+        print(f"  torch.compile unavailable, compiled rows ran eager: {comp['error']}")
+    print(f"  {result['goal']['line']}")
+    return 0
+
+
+BENCHES: dict[str, Callable[[argparse.Namespace], int]] = {"rma": _bench_rma, "latency": _bench_latency}
+
+
+def _bench(args: argparse.Namespace) -> int:
+    return BENCHES[args.name](args)
+
+
 def _add_bench(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="benchmarks (not tests): time hetmem's fast paths against their references")
-    p.add_argument("name", choices=["rma"], help="rma: shared-projection RMA read vs the paper-literal formulation")
+    p.add_argument("name", choices=list(BENCHES), help="rma: shared-projection RMA read vs the paper-literal formulation; "
+                   "latency: eval latency with memory keys/values cached vs recomputed, batch 1 and 256")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--queue-size", type=int, default=512)
-    p.add_argument("--feature-dim", type=int, default=512)
-    p.add_argument("--label-dim", type=int, default=64)
-    p.add_argument("--num-heads", type=int, default=4)
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--batch-size", type=int, help="rma: rows per batch (default 256)")
+    p.add_argument("--queue-size", type=int, help="queue rows, all filled (default 512)")
+    p.add_argument("--feature-dim", type=int, help="backbone feature width (default: rma 512, latency 390)")
+    p.add_argument("--label-dim", type=int, help="label-embedding width (default 64)")
+    p.add_argument("--num-heads", type=int, help="attention heads (default 4)")
+    p.add_argument("--repeats", type=int, help="rma: timed passes (default 3); latency: interleaved rounds (default 7)")
+    p.add_argument("--batch-sizes", type=_seeds, help="latency: comma-separated batch sizes (default 1,256)")
+    p.add_argument("--threads", type=int, help="latency: torch threads for the run (default: torch's setting)")
+    p.add_argument("--no-compile", action="store_true", help="latency: skip the torch.compile path")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     p.set_defaults(func=_bench)
 
@@ -130,7 +170,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     group = p.add_mutually_exclusive_group()
     group.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     group.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
-    p.set_defaults(func=_train)
+    p.set_defaults(func=_train, extras=("train",))
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -163,7 +203,42 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--linear-probe", action="store_true", help="with --knn, also fit a linear probe")
     p.add_argument("--data-root")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=_evaluate)
+    p.set_defaults(func=_evaluate, extras=("train",))
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from hetmem.inference import load_trained, read_inputs, write_predictions
+
+    out = Path(args.out) if args.out else Path(args.input).with_suffix(".predictions.csv")
+    if out.exists() and not args.overwrite:  # checked first: no model is loaded for nothing
+        raise ValueError(f"output {str(out)!r} already exists; pass --overwrite to replace it")
+    inputs = read_inputs(args.input)
+    trained = load_trained(args.checkpoint, eval_context=args.eval_context, batch_size=args.batch_size,
+                           device=args.device, data_root=args.data_root)
+    if trained.input_spec.kind == "graph":
+        raise ValueError("hetmem predict reads tensor inputs; a graph model takes torch_geometric Data: "
+                         "use hetmem.load_trained(...).predict(list_of_data) in Python")
+    predictions = trained.predict(inputs)
+    write_predictions(out, predictions, overwrite=args.overwrite)
+    columns = "row, prediction, prob_0..prob_" + str(trained.num_classes - 1) if out.suffix == ".csv" else "predictions, probabilities, logits"
+    print(f"model: {trained.describe()}")
+    print(f"wrote {len(predictions.labels)} predictions to {out} ({out.suffix[1:]}: {columns})")
+    return 0
+
+
+def _add_predict(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="predict classes and probabilities for the rows of a file with a trained model")
+    p.add_argument("--checkpoint", required=True, help="a .ckpt from hetmem train, or a run directory (uses best.ckpt)")
+    p.add_argument("--input", required=True, help="rows to predict: .npy or .pt (N, *input shape) or (N, features), "
+                   ".csv (one flattened row per line, optional header); values as the task's loader gives them")
+    p.add_argument("--out", help="predictions file: .csv (row, prediction, prob_0..) or .npz (predictions, probabilities, "
+                   "logits); default INPUT.predictions.csv beside the input")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    p.add_argument("--eval-context", choices=["batch", "single"], help="SMA at test time: over the batch, or per sample")
+    p.add_argument("--batch-size", type=int, help="rows per evaluation batch (default: the run's)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    p.add_argument("--data-root", help="only for checkpoints older than hetmem predict: where the task's data lives")
+    p.set_defaults(func=_predict, extras=("train",))
 
 
 def _pretrain(args: argparse.Namespace) -> int:
@@ -200,7 +275,7 @@ def _add_pretrain(sub: argparse._SubParsersAction) -> None:
     group = p.add_mutually_exclusive_group()
     group.add_argument("--overwrite", action="store_true")
     group.add_argument("--resume", action="store_true")
-    p.set_defaults(func=_pretrain)
+    p.set_defaults(func=_pretrain, extras=("train",))
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -225,7 +300,7 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="Colored MNIST with the MLP backbone, baseline vs HMA (what make demo runs)")
     p.add_argument("--out", default="runs/demo", help="where the demo's runs go (replaced on every demo)")
     p.add_argument("--epochs", type=int, help="override the task's default epochs")
-    p.set_defaults(func=_demo)
+    p.set_defaults(func=_demo, extras=("train",))
 
 
 # ----- experiment / report ------------------------------------------------------------------
@@ -262,7 +337,7 @@ def _add_experiment(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--plan", action="store_true", help="list the runs the store lacks, run nothing")
     p.add_argument("--where", type=_key_value, action="append", metavar="KEY=VALUE",
                    help="run only the cells with this parameter value, e.g. task=digits (repeatable)")
-    p.set_defaults(func=_experiment)
+    p.set_defaults(func=_experiment, extras=("train",))
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -289,6 +364,7 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_train,
     _add_evaluate,
+    _add_predict,
     _add_pretrain,
     _add_demo,
     _add_experiment,
@@ -300,6 +376,7 @@ COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hetmem", description=__doc__.split("\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in COMMANDS:
         add(sub)
@@ -310,7 +387,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
     try:
-        return args.func(args)
+        require_extras(getattr(args, "extras", ()), f"hetmem {args.command}")
+        try:
+            return args.func(args)
+        except ModuleNotFoundError as err:  # an optional dependency a task or figure imports late
+            raise missing_extra(err, f"hetmem {args.command}") or err
     except (HetmemError, ValueError) as err:
         if os.environ.get("HETMEM_DEBUG"):
             raise

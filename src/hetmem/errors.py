@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["HetmemError", "ConfigError", "DataNotFoundError", "CheckpointError", "RunExistsError"]
+__all__ = ["HetmemError", "ConfigError", "DataNotFoundError", "CheckpointError", "RunExistsError", "MissingExtraError"]
 
 
 class HetmemError(Exception):
@@ -23,3 +23,7 @@ class CheckpointError(HetmemError, ValueError):
 
 class RunExistsError(HetmemError, FileExistsError):
     """The output directory already holds a run (pass overwrite to replace it)."""
+
+
+class MissingExtraError(HetmemError, ImportError):
+    """An optional dependency is not installed; the message names the ``hetmem[EXTRA]`` that brings it."""

@@ -63,7 +63,8 @@ class MemoryAttentionBlock(nn.Module):
         key_dim: leading row numbers queries and keys see; None for the whole row.
 
     Shapes:
-        - x: (B, D) rows; memory: (M, D) or None; batch_rows: (B', D) or None (default x).
+        - x: (B, D) rows; memory: (M, D) or None; batch_rows: (B', D) or None (default x);
+          memory_kv: keys and values (H, M, hd) each, or None (projected from memory).
         - output: (B, D); with ``need_weights`` also weights (H, B, K), K = 1 + M in the
           ``"single"`` context (key 0 is the row itself) and B + M in the ``"batch"`` context.
 
@@ -189,18 +190,21 @@ class MemoryAttentionBlock(nn.Module):
         need_weights: bool = False,
         batch_rows: Tensor | None = None,
         memory_mask: Tensor | None = None,
+        memory_kv: tuple[Tensor, Tensor] | None = None,
     ) -> tuple[Tensor, Tensor | None]:
         """The attention sublayer alone: ``x + gamma MultiHead(LN(x), LN(KV), LN(KV))`` and its weights.
 
         ``batch_rows`` (B', D) replaces ``x`` as the batch part of the keys in the ``"batch"``
         context (e.g. the batch gathered from every process); default ``x`` itself.
         ``memory_mask`` (B, M), single context only: True where a row must not read a memory row.
+        ``memory_kv``: the memory's keys and values as :meth:`project_memory` returns them,
+        computed earlier (e.g. cached between evaluation calls); then ``memory`` is not read.
         """
         B, D = x.shape
         q = self._queries(x)  # (B, H, hd)
         rows = x if batch_rows is None or context == "single" else batch_rows
         k, v = self._keys_values(rows)  # each (B', H, hd)
-        k_mem, v_mem = self.project_memory(memory)  # each (H, M, hd)
+        k_mem, v_mem = self.project_memory(memory) if memory_kv is None else memory_kv  # each (H, M, hd)
         out, weights = memory_attention(
             q,
             k,
@@ -226,9 +230,11 @@ class MemoryAttentionBlock(nn.Module):
         need_weights: bool = False,
         batch_rows: Tensor | None = None,
         memory_mask: Tensor | None = None,
+        memory_kv: tuple[Tensor, Tensor] | None = None,
     ) -> Tensor | tuple[Tensor, Tensor]:
         h, weights = self.attend(
-            x, memory, context=context, need_weights=need_weights, batch_rows=batch_rows, memory_mask=memory_mask
+            x, memory, context=context, need_weights=need_weights, batch_rows=batch_rows, memory_mask=memory_mask,
+            memory_kv=memory_kv,
         )  # (B, D)
         update = self.ff(self.norm_ff(h))  # (B, D)
         out = h + (update if self.gamma_ff is None else self.gamma_ff * update)  # (B, D)

@@ -7,9 +7,7 @@ imported, so ``import hetmem.backbones`` works without them.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
-from types import ModuleType
 from typing import Any
 
 import torch
@@ -19,20 +17,12 @@ from torch import Tensor, nn
 from hetmem.backbones._checks import check_choice, check_dropout, check_positive_int
 from hetmem.backbones.registry import register_backbone
 from hetmem.backbones.spec import InputSpec
+from hetmem.extras import optional_import
 
 __all__ = ["GraphBatchNorm", "VirtualNode", "GNN", "global_pool", "gcn", "gin", "gcn_v", "gin_v"]
 
 CONVS = ("gcn", "gin")
 POOLINGS = ("mean", "max", "sum")
-
-
-def _optional_import(module: str) -> ModuleType:
-    try:
-        return importlib.import_module(module)
-    except ImportError as err:
-        raise ImportError(
-            f"graph backbones need {module.split('.')[0]!r}, which is not installed: pip install 'hetmem[graph]'"
-        ) from err
 
 
 def global_pool(h: Tensor, batch: Tensor, num_graphs: int, pooling: str = "mean") -> Tensor:
@@ -229,9 +219,9 @@ class GNN(nn.Module):
         if features is None:
             return None
         if features == "atom":
-            return _optional_import("ogb.graphproppred.mol_encoder").AtomEncoder(dim)
+            return optional_import("ogb.graphproppred.mol_encoder", "graph", needed_by="graph backbones").AtomEncoder(dim)
         if features == "bond":
-            return _optional_import("ogb.graphproppred.mol_encoder").BondEncoder(dim)
+            return optional_import("ogb.graphproppred.mol_encoder", "graph", needed_by="graph backbones").BondEncoder(dim)
         return nn.Linear(features, dim)
 
     def reset_parameters(self) -> None:

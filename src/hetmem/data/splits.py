@@ -9,9 +9,7 @@ sets; the run seed only chooses the per-class training subsample (see
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Sequence
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -19,6 +17,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 from hetmem.errors import ConfigError
+from hetmem.extras import optional_import  # re-exported: the loaders import it from here
 
 __all__ = [
     "check_choice",
@@ -127,24 +126,6 @@ def check_probability(task: str, option: str, value: float) -> None:
     """Raises ConfigError unless ``value`` is a number in [0, 1]."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
         raise ConfigError(f"task {task!r}: {option} must be a probability in [0, 1], got {value!r}")
-
-
-def optional_import(module: str, extra: str) -> ModuleType:
-    """Imports an optional dependency, or raises ImportError naming the extra that installs it.
-
-    Args:
-        module: dotted module name, e.g. ``"mlxtend.data"``.
-        extra: the ``hetmem`` extra that installs it, e.g. ``"data"`` or ``"graph"``.
-
-    Returns:
-        The imported module.
-    """
-    try:
-        return importlib.import_module(module)
-    except ImportError as err:
-        raise ImportError(
-            f"this task needs {module.split('.')[0]!r}, which is not installed: pip install 'hetmem[{extra}]'"
-        ) from err
 
 
 def size_shift_split(num_nodes: np.ndarray, labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

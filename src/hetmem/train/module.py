@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -161,6 +162,8 @@ class ClassifierModule(ExactResumeMixin, pl.LightningModule):
             "feature_dim": self.model.head.feature_dim,
             "input_shape": list(self.task.input_spec.shape),
             "diagnostics_history": self.diagnostics_history,
+            "input_spec": dataclasses.asdict(self.task.input_spec),  # rebuilds the model without the data
+            "class_names": self.task.class_names,
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:

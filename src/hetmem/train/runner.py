@@ -31,11 +31,14 @@ from hetmem.train.config import TrainConfig, config_from_checkpoint
 __all__ = [
     "SeedResult",
     "RunResult",
+    "build_classifier",
     "build_model",
     "default_out_dir",
     "evaluate",
     "find_checkpoint",
     "load_trained",
+    "read_trained",
+    "restore_model",
     "summarize",
     "train",
 ]
@@ -68,20 +71,25 @@ def default_out_dir(cfg: TrainConfig) -> Path:
 
 def build_model(cfg: TrainConfig, task: Any):
     """The HMAClassifier of ``cfg`` for ``task`` (backbone from the registry + HMA head)."""
+    return build_classifier(cfg, task.input_spec, task.num_classes)
+
+
+def build_classifier(cfg: TrainConfig, spec: Any, num_classes: int):
+    """The HMAClassifier of ``cfg`` for inputs ``spec`` (an InputSpec) and ``num_classes``."""
     from hetmem.backbones import create_backbone
     from hetmem.models.hma import HMAClassifier
 
     try:
-        backbone = create_backbone(cfg.backbone, task.input_spec, **cfg.backbone_options)
+        backbone = create_backbone(cfg.backbone, spec, **cfg.backbone_options)
     except (TypeError, ValueError) as err:
         raise ConfigError(f"backbone {cfg.backbone!r}: {err}") from None
     if cfg.init_from:
         from hetmem.train.checkpoint import load_backbone_weights
 
-        load_backbone_weights(backbone, cfg.init_from, backbone=cfg.backbone, options=cfg.backbone_options, input_shape=task.input_spec.shape)
+        load_backbone_weights(backbone, cfg.init_from, backbone=cfg.backbone, options=cfg.backbone_options, input_shape=spec.shape)
     if cfg.freeze_backbone:
         backbone.requires_grad_(False)
-    return HMAClassifier(backbone, cfg.hma_config(task.num_classes))
+    return HMAClassifier(backbone, cfg.hma_config(num_classes))
 
 
 def _load_task(cfg: TrainConfig, seed: int, data_root: str | None = None):
@@ -275,26 +283,19 @@ def find_checkpoint(path: str | Path) -> Path:
     return path
 
 
-def load_trained(
-    checkpoint: str | Path,
-    *,
-    overrides: dict[str, Any] | None = None,
-    data_root: str | None = None,
-) -> tuple[Any, TrainConfig, Any, int]:
-    """Rebuilds a model trained by :func:`train` and loads its weights (queue and EMA included).
-
-    Args:
-        checkpoint: a ``.ckpt`` written by :func:`train`, or a run/seed directory.
-        overrides: config fields to change first (e.g. ``{"hma": {"eval_context": "single"}}``).
-        data_root: where download-only data sets live.
+def read_trained(
+    checkpoint: str | Path, *, overrides: dict[str, Any] | None = None
+) -> tuple[Path, dict[str, Any], TrainConfig, int]:
+    """Reads a checkpoint written by :func:`train` and its config, with ``overrides`` applied.
 
     Returns:
-        ``(model, config, task, seed)``; the model is in eval mode.
+        ``(path, state, config, seed)``: the file read (a run directory's first best.ckpt),
+        the checkpoint dict, the resolved config (one device), the seed it was trained with.
 
     Raises:
-        CheckpointError: missing, corrupt, not from hetmem, or from a different model.
+        CheckpointError: missing, corrupt, or not from hetmem; ConfigError: bad overrides.
     """
-    from hetmem.train.checkpoint import check_compatible, read_checkpoint
+    from hetmem.train.checkpoint import read_checkpoint
 
     path = find_checkpoint(checkpoint)
     state = read_checkpoint(path)
@@ -307,15 +308,50 @@ def load_trained(
     data["devices"] = 1
     cfg = config_from_checkpoint(data)
     cfg.hma_config(2)  # validates the overrides
-    seed = meta.get("seed", 0)
-    task = _load_task(cfg, seed, data_root)
-    model = build_model(cfg, task)
-    check_compatible(state, num_classes=task.num_classes, feature_dim=model.head.feature_dim, variant=cfg.variant, path=str(path))
+    return path, state, cfg, meta.get("seed", 0)
+
+
+def restore_model(state: dict[str, Any], cfg: TrainConfig, spec: Any, num_classes: int, path: Path):
+    """The checkpoint's HMAClassifier (queue and momentum encoder included), in eval mode.
+
+    The backbone is built without ``init_from``: its weights come from the checkpoint, so the
+    pretraining checkpoint it started from need not exist any more.
+    """
+    from hetmem.train.checkpoint import check_compatible
+
+    model = build_classifier(cfg.model_copy(update={"init_from": None}), spec, num_classes)
+    check_compatible(state, num_classes=num_classes, feature_dim=model.head.feature_dim, variant=cfg.variant, path=str(path))
     try:
         model.load_state_dict({k.removeprefix("model."): v for k, v in state["state_dict"].items()})
     except RuntimeError as err:
         raise CheckpointError(f"checkpoint {str(path)!r} does not fit this model: {str(err).splitlines()[1].strip()}") from None
-    return model.eval(), cfg, task, seed
+    return model.eval()
+
+
+def load_trained(
+    checkpoint: str | Path,
+    *,
+    overrides: dict[str, Any] | None = None,
+    data_root: str | None = None,
+) -> tuple[Any, TrainConfig, Any, int]:
+    """Rebuilds a model trained by :func:`train` and loads its weights (queue and EMA included).
+
+    For predictions without the task's data, use :func:`hetmem.load_trained`.
+
+    Args:
+        checkpoint: a ``.ckpt`` written by :func:`train`, or a run/seed directory.
+        overrides: config fields to change first (e.g. ``{"hma": {"eval_context": "single"}}``).
+        data_root: where download-only data sets live.
+
+    Returns:
+        ``(model, config, task, seed)``; the model is in eval mode.
+
+    Raises:
+        CheckpointError: missing, corrupt, not from hetmem, or from a different model.
+    """
+    path, state, cfg, seed = read_trained(checkpoint, overrides=overrides)
+    task = _load_task(cfg, seed, data_root)
+    return restore_model(state, cfg, task.input_spec, task.num_classes, path), cfg, task, seed
 
 
 def evaluate(

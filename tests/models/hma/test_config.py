@@ -25,7 +25,7 @@ def test_variant_table_matches_the_paper_names():
     ({"slot_init": "uniform"}, "slot_init"),
     ({"queue_labels": "never"}, "queue_labels"),
     ({"width": 0}, "width must be positive or None"),
-    ({"width": 2.5}, "width must be a positive int or None"),
+    ({"width": 2.5}, r"width \(a positive int or None\)"),
     ({"ff_mult": 0}, "ff_mult must be a positive int"),
     ({"layer_scale": -1.0}, "layer_scale must be positive or None"),
     ({"scores": "euclid"}, "scores must be one of"),

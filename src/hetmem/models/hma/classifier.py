@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from hetmem.distributed import concat_all_gather
+from hetmem.inputs import as_float, as_labels
 from hetmem.memory import MomentumEncoder, fingerprint
 from hetmem.models.hma.config import HMAConfig
 from hetmem.models.hma.head import HMAHead, HMAOutput, check_labels
@@ -59,10 +62,11 @@ class HMAClassifier(nn.Module):
     def __init__(self, backbone: nn.Module, config: HMAConfig) -> None:
         super().__init__()
         feature_dim = getattr(backbone, "feature_dim", None)
-        if not callable(getattr(backbone, "forward_features", None)) or not isinstance(feature_dim, int):
+        if not callable(getattr(backbone, "forward_features", None)) or not isinstance(feature_dim, numbers.Integral):
             raise ValueError(
                 "HMAClassifier: backbone must have a forward_features(x) -> (B, D) method and an int "
-                f"feature_dim attribute; {type(backbone).__name__} has not"
+                f"feature_dim attribute; {type(backbone).__name__} has not (hetmem.backbones.wrap(module, "
+                "example_input=...) makes one from any module)"
             )
         self.config = config
         self.backbone = backbone
@@ -78,7 +82,17 @@ class HMAClassifier(nn.Module):
         """True when a forward pass writes the queue (training mode and a variant with RMA)."""
         return self.training and self.momentum_encoder is not None
 
-    def forward(self, x: Any, labels: Tensor | None = None) -> Tensor:
+    def _input(self, x: Any) -> Any:
+        """Floating inputs (tensors, numpy arrays) in the backbone's dtype; anything else as given."""
+        if isinstance(x, np.ndarray) or (isinstance(x, Tensor) and x.is_floating_point()):
+            ref = next((p for p in self.backbone.parameters() if p.is_floating_point()), self.head.fc.weight)
+            return as_float(x, ref, "HMAClassifier", "input x")  # float64 / half -> the model's dtype
+        return x
+
+    def forward(self, x: Any, labels: Any = None) -> Tensor:
+        x = self._input(x)
+        if labels is not None:
+            labels = as_labels(labels, self.head.fc.weight.device, "HMAClassifier")
         if labels is not None and self.config.validate_inputs:
             check_labels(labels, self.config.num_classes, "HMAClassifier")
         if self.writes_memory:
@@ -104,4 +118,4 @@ class HMAClassifier(nn.Module):
 
     def augment(self, x: Any, *, need_weights: bool = False) -> HMAOutput:
         """Backbone features through RMA and SMA, every intermediate returned; writes nothing."""
-        return self.head.augment(self.backbone.forward_features(x), need_weights=need_weights)
+        return self.head.augment(self.backbone.forward_features(self._input(x)), need_weights=need_weights)

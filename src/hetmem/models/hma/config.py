@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple
 
+from hetmem.inputs import as_positive_int
+
 __all__ = ["VARIANTS", "PRESETS", "HMAConfig", "Components"]
 
 
@@ -97,18 +99,16 @@ class HMAConfig:
         if self.variant not in VARIANTS:
             raise ValueError(f"HMAConfig: variant must be one of {sorted(VARIANTS)}, got {self.variant!r}")
         positive = ("num_classes", "label_dim", "num_heads", "queue_size", "slots_per_class")
-        for name in positive:
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"HMAConfig: {name} must be a positive int, got {value!r}")
-        if self.head_dim is not None and (not isinstance(self.head_dim, int) or self.head_dim <= 0):
-            raise ValueError(f"HMAConfig: head_dim must be a positive int or None, got {self.head_dim!r}")
+        for name in positive:  # numpy integers (e.g. y.max() + 1) become ints
+            setattr(self, name, as_positive_int("HMAConfig", name, getattr(self, name)))
+        if self.head_dim is not None:
+            self.head_dim = as_positive_int("HMAConfig", "head_dim (a positive int or None)", self.head_dim)
         for name in ("width", "layer_scale"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
                 raise ValueError(f"HMAConfig: {name} must be positive or None, got {value!r}")
-        if self.width is not None and not isinstance(self.width, int):
-            raise ValueError(f"HMAConfig: width must be a positive int or None, got {self.width!r}")
+        if self.width is not None:
+            self.width = as_positive_int("HMAConfig", "width (a positive int or None)", self.width)
         if not isinstance(self.ff_mult, int) or isinstance(self.ff_mult, bool) or self.ff_mult <= 0:
             raise ValueError(f"HMAConfig: ff_mult must be a positive int, got {self.ff_mult!r}")
         for name in ("dropout", "label_dropout"):

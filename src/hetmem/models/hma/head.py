@@ -10,10 +10,13 @@ from torch import Tensor, nn
 
 from hetmem.attention import MemoryAttentionBlock
 from hetmem.distributed import all_gather_with_grad, concat_all_gather, is_distributed
-from hetmem.memory import ClassMemorySlots, FeatureQueue
+from hetmem.inputs import as_float, as_labels, as_positive_int
+from hetmem.memory import ClassMemorySlots, FeatureQueue, StateCache
 from hetmem.models.hma.config import HMAConfig
 
 __all__ = ["HMAHead", "HMAOutput", "check_features", "check_labels"]
+
+MemoryKV = tuple[Tensor, Tensor]  # keys and values of one memory, each (H, M, hd)
 
 
 class HMAOutput(NamedTuple):
@@ -70,6 +73,11 @@ class HMAHead(nn.Module):
     class's label embedding. The queue's keys and values are projected once per call and
     shared by all B rows (the paper's formula repeats the queue B times).
 
+    In eval mode without autograd (``torch.no_grad()``, ``torch.inference_mode()``) the keys
+    and values of the queue and the slots are kept between calls and recomputed after any
+    change of the head's parameters or buffers (:meth:`memory_kv`): a batch of one then costs
+    the rows' own work, not a projection of every memory row.
+
     The head reads its memories; it writes the queue only when asked
     (:meth:`write_memory_`), which :class:`HMAClassifier` does after each training forward.
 
@@ -92,10 +100,10 @@ class HMAHead(nn.Module):
 
     def __init__(self, feature_dim: int, config: HMAConfig) -> None:
         super().__init__()
-        if not isinstance(feature_dim, int) or feature_dim <= 0:
-            raise ValueError(f"HMAHead: feature_dim must be a positive int, got {feature_dim!r}")
-        self.feature_dim = feature_dim
+        self.feature_dim = feature_dim = as_positive_int("HMAHead", "feature_dim", feature_dim)
         self.config = config
+        self.cache_memory = True  # eval without autograd: keep the memories' keys and values between calls
+        self._memory_cache = StateCache()
         self.num_classes = n = config.num_classes
         parts = config.components
         self.queue: FeatureQueue | None = None
@@ -152,6 +160,25 @@ class HMAHead(nn.Module):
         slots, labels = self.slots()  # (S, D1), (S,)
         return torch.cat([slots, self.label_embed(labels)], dim=1)  # (S, D)
 
+    def _project_memories(self) -> tuple[MemoryKV, MemoryKV]:
+        return self.rma.project_memory(self.queue_rows()), self.sma.project_memory(self.slot_rows())
+
+    def memory_kv(self) -> tuple[MemoryKV, MemoryKV]:
+        """Keys and values of the queue (read by RMA) and of the slots (read by SMA), each (H, M, hd).
+
+        In eval mode with autograd off (``torch.no_grad()``, ``torch.inference_mode()``) they are
+        computed once and kept while no parameter or buffer of the head changes (a queue write,
+        an optimiser step, ``load_state_dict``, ``.to()``: see :class:`~hetmem.memory.StateCache`);
+        otherwise, and with ``cache_memory = False``, they are computed on every call.
+        """
+        if self.training or torch.is_grad_enabled() or not self.cache_memory:
+            return self._project_memories()
+        return self._memory_cache.get(self, self._project_memories)
+
+    def clear_memory_cache(self) -> None:
+        """Drops the cached keys and values (needed only after writes through ``tensor.data``)."""
+        self._memory_cache.clear()
+
     @torch.no_grad()
     def write_memory_(self, features: Tensor, labels: Tensor, ids: Tensor | None = None) -> None:
         """Appends momentum-encoder ``features`` (N, D1) with their true ``labels`` (N,) to the
@@ -159,6 +186,8 @@ class HMAHead(nn.Module):
         ``slot_init="data"`` the first rows of each class also seed that class's slots."""
         if self.queue is None and (self.slots is None or self.slots.init != "data"):
             return
+        features = as_float(features, self.fc.weight, "HMAHead.write_memory_")
+        labels = as_labels(labels, features.device, "HMAHead.write_memory_")
         if self.config.validate_inputs:
             check_features(features, self.feature_dim, "HMAHead.write_memory_")
             check_labels(labels, self.num_classes, "HMAHead.write_memory_", features.shape[0])
@@ -178,14 +207,24 @@ class HMAHead(nn.Module):
             return "single"
         return self.config.train_context if self.training else self.config.eval_context
 
-    def augment(self, features: Tensor, *, need_weights: bool = False, exclude_ids: Tensor | None = None) -> HMAOutput:
+    def augment(
+        self,
+        features: Tensor,
+        *,
+        need_weights: bool = False,
+        exclude_ids: Tensor | None = None,
+        memory_kv: tuple[MemoryKV, MemoryKV] | None = None,
+    ) -> HMAOutput:
         """Runs C1 -> RMA -> SMA and returns every intermediate (see :class:`HMAOutput`).
 
         ``exclude_ids`` (B,): row i does not read queue rows whose id equals ``exclude_ids[i]``
         (``leave_one_out``: a training row never reads its own earlier copy and label).
+        ``memory_kv``: the memories' keys and values, as :meth:`memory_kv` returns them
+        (default: that call, cached in eval mode without autograd).
         """
         if self.config.components is None:
             raise ValueError("HMAHead.augment: variant 'none' has no memory to read")
+        features = as_float(features, self.fc.weight, "HMAHead")
         if self.config.validate_inputs:
             check_features(features, self.feature_dim, "HMAHead")
         B = features.shape[0]
@@ -194,23 +233,27 @@ class HMAHead(nn.Module):
         mask = None
         if exclude_ids is not None and self.queue is not None and self.queue.track_ids:
             mask = self.queue.read_ids().unsqueeze(0) == exclude_ids.unsqueeze(1)  # (B, M1)
-        c2 = self.rma(c1, self.queue_rows(), context="single", need_weights=need_weights, memory_mask=mask)
+        rma_kv, sma_kv = self.memory_kv() if memory_kv is None else memory_kv
+        c2 = self.rma(c1, context="single", need_weights=need_weights, memory_mask=mask, memory_kv=rma_kv)
         c2, rma_w = c2 if need_weights else (c2, None)
         context = self.context()
         batch_rows = None
         if context == "batch" and self.config.global_batch and is_distributed():
             # keys over every process's rows; in training the gradient flows back to each rank
             batch_rows = all_gather_with_grad(c2) if self.training else concat_all_gather(c2)
-        c3 = self.sma(c2, self.slot_rows(), context=context, need_weights=need_weights, batch_rows=batch_rows)
+        c3 = self.sma(c2, context=context, need_weights=need_weights, batch_rows=batch_rows, memory_kv=sma_kv)
         c3, sma_w = c3 if need_weights else (c3, None)
         return HMAOutput(c1, c2, c3, rma_w, sma_w)
 
-    def forward(self, features: Tensor, *, exclude_ids: Tensor | None = None) -> Tensor:
+    def forward(
+        self, features: Tensor, memory_kv: tuple[MemoryKV, MemoryKV] | None = None, *, exclude_ids: Tensor | None = None
+    ) -> Tensor:
         if self.config.components is None:
+            features = as_float(features, self.fc.weight, "HMAHead")
             if self.config.validate_inputs:
                 check_features(features, self.feature_dim, "HMAHead")
             return self.fc(features)
-        return self.fc(self.augment(features, exclude_ids=exclude_ids).c3)  # (B, num_classes)
+        return self.fc(self.augment(features, exclude_ids=exclude_ids, memory_kv=memory_kv).c3)  # (B, num_classes)
 
     def extra_repr(self) -> str:
         width = f", width={self.width}" if self.config.width is not None and self.config.components is not None else ""
