@@ -105,6 +105,8 @@ class PersistentMemory(nn.Module):
     def forward(self, x: Tensor, cache: PersistentCache | None = None) -> Tensor:
         B, T, C = x.shape
         H, R, h = self.num_heads, self.pmem_count, self.head_dim
+        if T == 0:
+            raise ValueError("PersistentMemory: the sequence is empty (T = 0)")
         keys, leaky = self.key(x, None if cache is None else cache.leaky)  # (B, H, T, h)
         if cache is not None:
             cache.leaky = leaky
