@@ -49,7 +49,7 @@ class PersistentMemory(nn.Module):
         attn_dropout: dropout on the slot probabilities (``ic_dropout``; only when > 0).
         resid_dropout: dropout after ``c_proj``.
         bias: bias in the linear maps.
-        max_log_scale, leaky_mode, leaky_chunk, matrix_max_len: see :class:`KeyExtractor`.
+        max_log_scale, leaky_mode, leaky_chunk: see :class:`KeyExtractor`.
 
     Shapes:
         x: (B, T, d) -> (B, T, d); a :class:`PersistentCache` carries the leaky key sum.
@@ -71,9 +71,8 @@ class PersistentMemory(nn.Module):
         resid_dropout: float = 0.05,
         bias: bool = False,
         max_log_scale: float = 5.0,
-        leaky_mode: LeakyMode = "auto",
-        leaky_chunk: int = 64,
-        matrix_max_len: int = 1024,
+        leaky_mode: LeakyMode = "chunked",
+        leaky_chunk: int = 16,
     ) -> None:
         super().__init__()
         check_heads("PersistentMemory", dim, num_heads)
@@ -87,7 +86,7 @@ class PersistentMemory(nn.Module):
         self.attn_dropout = attn_dropout
         self.key = KeyExtractor(
             dim, num_heads, scale_power=2, bias=bias, max_log_scale=max_log_scale,
-            leaky_mode=leaky_mode, leaky_chunk=leaky_chunk, matrix_max_len=matrix_max_len,
+            leaky_mode=leaky_mode, leaky_chunk=leaky_chunk,
         )
         self.M_k = nn.Parameter(torch.empty(pmem_count, num_heads, pmem_size, self.head_dim))
         self.M_v = nn.Parameter(torch.empty(pmem_count, num_heads, pmem_size, self.head_dim))
