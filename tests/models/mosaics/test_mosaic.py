@@ -144,3 +144,15 @@ def test_bad_inputs():
         model(torch.zeros(2, 3))
     with pytest.raises(ValueError, match="shape of idx"):
         model(torch.zeros(2, 3, dtype=torch.long), torch.zeros(2, 4, dtype=torch.long))
+
+
+def test_state_dict_round_trip_and_dtype_move():
+    model = tiny().eval()
+    idx = torch.randint(0, 13, (2, 9))
+    copy = tiny().eval()  # other random weights; the init recipe (and its logit scale) comes from the config
+    assert not torch.equal(copy(idx), model(idx))
+    copy.load_state_dict(model.state_dict())
+    assert torch.equal(copy(idx), model(idx))
+    assert not any("mask" in k or "coef" in k for k in model.state_dict())  # nothing derived from a block size is stored
+    double = tiny().double().eval()
+    assert double(idx).dtype == torch.float64
