@@ -10,7 +10,7 @@ by 1 / sqrt(h)), so the read is :func:`~hetmem.models.mosaics.read.past_attentio
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
@@ -18,7 +18,6 @@ from torch import Tensor, nn
 from hetmem.models.mosaics.cache import ContextCache
 from hetmem.models.mosaics._checks import check_heads
 from hetmem.models.mosaics.extractors import KeyExtractor, ValueExtractor
-from hetmem.models.mosaics.leaky import LeakyMode
 from hetmem.models.mosaics.read import past_attention
 
 __all__ = ["ContextMemory"]
@@ -43,7 +42,7 @@ class ContextMemory(nn.Module):
         resid_dropout: dropout after ``c_proj`` (``hd_dropout``, 0.05).
         value_kind: ``"mix"`` (official) or ``"conv2"`` (:class:`ValueExtractor`).
         bias: bias in the linear maps.
-        max_log_scale, leaky_mode, leaky_chunk: see :class:`KeyExtractor`.
+        **key_options: ``max_log_scale``, ``leaky_mode``, ``leaky_chunk`` of the :class:`KeyExtractor`.
 
     Shapes:
         x: (B, T, d) -> (B, T, d). With a :class:`ContextCache`, x is the next T positions of a
@@ -64,17 +63,12 @@ class ContextMemory(nn.Module):
         resid_dropout: float = 0.05,
         value_kind: Literal["mix", "conv2"] = "mix",
         bias: bool = False,
-        max_log_scale: float = 5.0,
-        leaky_mode: LeakyMode = "chunked",
-        leaky_chunk: int = 16,
+        **key_options: Any,
     ) -> None:
         super().__init__()
         check_heads("ContextMemory", dim, num_heads)
         self.attn_dropout = attn_dropout
-        self.key = KeyExtractor(
-            dim, num_heads, scale_power=1, bias=bias, max_log_scale=max_log_scale,
-            leaky_mode=leaky_mode, leaky_chunk=leaky_chunk,
-        )
+        self.key = KeyExtractor(dim, num_heads, scale_power=1, bias=bias, **key_options)
         self.value = ValueExtractor(dim, num_heads, kind=value_kind, bias=bias)
         self.c_proj = nn.Linear(dim, dim, bias=bias)  # W_z, the combining layer
         self.resid_drop = nn.Dropout(resid_dropout)
