@@ -72,6 +72,12 @@ def test_library_init_recipe():
     assert abs(block.cmem.c_proj.weight.std().item() - 1 / 16) < 0.006  # 1/sqrt(d L)
     assert abs(block.pmem.M_k.std().item() - 0.25) < 0.01  # 1/sqrt(h)
     assert model.logit_scale == pytest.approx(1 / 8)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+    model.reset_parameters()  # re-draws everything, slots and per-head scalars included
+    assert abs(block.pmem.M_k.std().item() - 0.25) < 0.01 and abs(model.head.weight.std().item() - 1 / 8) < 0.01
+    assert torch.allclose(block.pmem.key.decay, torch.linspace(0.5, 5, 4)) and block.ln1.weight.eq(1).all()
     untied = tiny(dim=64, num_heads=4, vocab_size=500, weight_tying=False)
     assert abs(untied.wte.weight.std().item() - 1.0) < 0.03
 

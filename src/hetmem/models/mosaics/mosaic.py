@@ -113,8 +113,8 @@ class MemoryMosaicLM(SequenceLM):
         for block in self.blocks:
             for memory in (block.cmem, block.pmem):
                 for module in memory.modules():
-                    if module is not memory and hasattr(module, "reset_parameters"):
-                        module.reset_parameters()  # scalars, slots (std 1/sqrt(h))
+                    if hasattr(module, "reset_parameters"):
+                        module.reset_parameters()  # per-head scalars, slots (std 1/sqrt(h)); linear maps below
             for ln in (block.ln1, block.ln2):
                 ln.reset_parameters()
         self.ln_f.reset_parameters()
