@@ -119,10 +119,10 @@ def test_experiment_bad_where_exits_2(tmp_path, capsys, where, match):
 
 def test_experiment_plan_prints_the_missing_runs_and_writes_nothing(tmp_path, capsys):
     store = tmp_path / "s.jsonl"
-    code = main(["experiment", "ablation", "--plan", "--seeds", "0", "--where", "task=breast-cancer",
+    code = main(["experiment", "ablation", "--plan", "--seeds", "0", "--where", "task=digits",
                  "--store", str(store), "--work-dir", str(tmp_path / "runs")])
     assert code == 0
     out = capsys.readouterr().out.strip().splitlines()
-    assert out[-1] == "ablation: 7 runs to do, 0 already in the store"
-    assert len(out) == 8 and all("'task': 'breast-cancer'" in line and line.endswith("seed 0") for line in out[:-1])
+    assert out[-1] == "ablation: 5 runs to do, 0 already in the store"
+    assert len(out) == 6 and all("'task': 'digits'" in line and line.endswith("seed 0") for line in out[:-1])
     assert not store.exists() and not (tmp_path / "runs").exists()
