@@ -14,7 +14,7 @@ def test_where_keeps_only_the_matching_cells():
     assert digits and all(c.params["task"] == "digits" for c in digits)
     assert len(digits) == sum(c.params["task"] == "digits" for c in cells) < len(cells)
     both = _select(exp, cells, {"task": "digits", "variant": "hma"})
-    assert [c.params for c in both] == [{"task": "digits", "backbone": "mlp", "variant": "hma"}]
+    assert [c.params for c in both] == [{"task": "digits", "backbone": "mlp", "variant": "hma", "v": 2}]
     assert _select(exp, cells, {}) == cells
 
 
@@ -32,7 +32,7 @@ def test_pending_runs_lists_what_the_store_lacks_and_runs_nothing(tmp_path):
 
     store = tmp_path / "s.jsonl"
     todo, skipped = pending_runs("ablation", seeds=[0, 1], store=store, where={"task": "digits"})
-    assert skipped == 0 and len(todo) == 2 * 7
+    assert skipped == 0 and len(todo) == 2 * 5
     assert [(r.params["variant"], r.seed) for r in todo[:2]] == [("none", 0), ("none", 1)]
     first = todo[0]
     assert first.key == cell_key("ablation", first.params, 0)

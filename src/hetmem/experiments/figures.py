@@ -112,7 +112,7 @@ def tsne_figure(model: Any, task: Any, path: Path, *, per_class: int = 40, seed:
     model.eval()
     x, labels, inverse = _real_features(model, task, per_class)
     with torch.no_grad():
-        c2 = model.augment(x).c2[inverse][:, : model.head.feature_dim].numpy()  # (N, D1), class-sorted
+        c2 = model.augment(x).c2[inverse][:, : model.head.width].numpy()  # (N, width), class-sorted
     slots, slot_labels = (t.detach().numpy() for t in model.head.slots())
     cmap = plt.get_cmap("tab10")
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.8))

@@ -31,8 +31,6 @@ Example:
 from __future__ import annotations
 
 import math
-from collections import defaultdict
-
 import torch
 from torch import Tensor
 
@@ -97,12 +95,15 @@ class RetrievalMeter:
 
     def __init__(self, head: HMAHead) -> None:
         self.head = head
-        self.sums: dict[str, Tensor] = defaultdict(lambda: torch.zeros(()))
+        self.sums: dict[str, Tensor] = {}  # a plain dict: the meter is pickled by spawned DDP workers
         self.count = 0
+
+    def _sum(self, name: str, value: Tensor) -> None:
+        self.sums[name] = self.sums.get(name, 0.0) + value.detach().float().cpu()
 
     def _add(self, prefix: str, stats: dict[str, Tensor]) -> None:
         for name, value in stats.items():
-            self.sums[f"{prefix}_{name}"] = self.sums[f"{prefix}_{name}"] + value.detach().float().cpu()
+            self._sum(f"{prefix}_{name}", value)
 
     @torch.no_grad()
     def update(self, out: HMAOutput, labels: Tensor, momentum_features: Tensor | None = None, features: Tensor | None = None) -> None:
@@ -119,7 +120,7 @@ class RetrievalMeter:
             self._add("sma", memory_read_stats(out.sma_weights[..., -S:], slot_labels, labels))
         if momentum_features is not None and features is not None:
             cos = torch.nn.functional.cosine_similarity(features, momentum_features, dim=1)  # (B,)
-            self.sums["momentum_cosine"] = self.sums["momentum_cosine"] + cos.sum().float().cpu()
+            self._sum("momentum_cosine", cos.sum())
         self.count += B
 
     def compute(self) -> dict[str, float]:
