@@ -108,13 +108,14 @@ def _bench_latency(args: argparse.Namespace) -> int:
     given = {"queue_size": args.queue_size, "feature_dim": args.feature_dim, "label_dim": args.label_dim,
              "num_heads": args.num_heads, "rounds": args.repeats, "threads": args.threads,
              "batch_sizes": tuple(args.batch_sizes) if args.batch_sizes else None}
-    cfg = LatencyBenchConfig(**{k: v for k, v in given.items() if v is not None}, compile=not args.no_compile, device=args.device)
+    cfg = LatencyBenchConfig(**{k: v for k, v in given.items() if v is not None}, compile=not args.no_compile,
+                             device=args.device, preset=args.preset)
     result = bench_latency(cfg)
     if args.json:
         print(json.dumps(result))
         return 0
     m = result["machine"]
-    print(f"HMA eval latency, D={cfg.feature_dim}+{cfg.label_dim} queue={cfg.queue_size} slots={cfg.num_classes}x{cfg.slots_per_class} "
+    print(f"HMA eval latency ({cfg.preset} head), D={cfg.feature_dim}+{cfg.label_dim} queue={cfg.queue_size} slots={cfg.num_classes}x{cfg.slots_per_class} "
           f"H={cfg.num_heads}, {result['torch_threads']} thread(s), median of {cfg.rounds} interleaved rounds")
     print(f"  machine: matmul {m['matmul_gflops']:.0f} GFLOP/s, matrix-vector {m['matvec_gflops']:.1f} GFLOP/s "
           f"({m['matvec_gbps']:.1f} GB/s); head weights {result['head_weight_mb']:.1f} MB")
@@ -150,6 +151,8 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-sizes", type=_seeds, help="latency: comma-separated batch sizes (default 1,256)")
     p.add_argument("--threads", type=int, help="latency, mosaics: torch threads for the run (default: torch's setting)")
     p.add_argument("--no-compile", action="store_true", help="latency: skip the torch.compile path")
+    p.add_argument("--preset", choices=["paper", "default"], default="paper",
+                   help="latency: the HMA head timed: the paper's full-width head (default) or hetmem's 128-wide default")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     p.add_argument("--dim", type=int, default=128, help="(mosaics) model width d")
     p.add_argument("--num-layers", type=int, default=4, help="(mosaics)")

@@ -52,6 +52,7 @@ class LatencyBenchConfig:
     seed: int = 0
     device: str = "cpu"
     paths: tuple[str, ...] = field(default=("uncached", "cached", "compiled"))
+    preset: str = "paper"  # HMAConfig preset: "paper" (the full-width head of the issue) or "default" (128 wide)
 
 
 def _calls(cfg: LatencyBenchConfig, batch: int) -> int:
@@ -96,7 +97,8 @@ def _build(cfg: LatencyBenchConfig) -> tuple[Any, Any]:
     from hetmem.models.hma import HMAClassifier, HMAConfig
 
     torch.manual_seed(cfg.seed)
-    hma = HMAConfig(
+    hma = HMAConfig.from_preset(
+        cfg.preset,
         num_classes=cfg.num_classes,
         label_dim=cfg.label_dim,
         queue_size=cfg.queue_size,
