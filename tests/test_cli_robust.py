@@ -212,9 +212,10 @@ def test_evaluate_a_malicious_pickle_never_suggests_loading_it_unsafely(tmp_path
 
 
 # ----- 7. --init-from takes a run directory, like evaluate ----------------------------------
-def test_init_from_accepts_a_run_directory(two_seed_run, tmp_path, caplog):
+def test_init_from_accepts_a_run_directory_and_takes_its_backbone(two_seed_run, tmp_path, caplog):
     caplog.set_level(logging.INFO)
-    assert train(tmp_path / "ft", "--init-from", str(two_seed_run), "--freeze-backbone") == 0
+    no_backbone = [a for a in TOY if a not in ("--backbone", "_toy_mlp")]  # the checkpoint's backbone is used
+    assert main([*no_backbone, "--out", str(tmp_path / "ft"), "--init-from", str(two_seed_run), "--freeze-backbone"]) == 0
     src = two_seed_run / "seed-0" / "checkpoints" / "best.ckpt"
     assert f"init-from: {src} (the first of 2 seeds)" in caplog.text
     a = torch.load(src, weights_only=True)["state_dict"]

@@ -25,7 +25,7 @@ if __name__ == "__main__":
 
 RANK_PARENT = """
 import multiprocessing as mp, os, time
-from hetmem.train.runner import _DieWithParent
+from hetmem.train.guards import DieWithParent
 
 def rank(callback, ready):
     callback.setup(None, None, "fit")  # what a spawned Lightning rank runs first
@@ -35,7 +35,7 @@ def rank(callback, ready):
 if __name__ == "__main__":
     ctx = mp.get_context("spawn")
     ready = ctx.Event()
-    proc = ctx.Process(target=rank, args=(_DieWithParent(), ready))
+    proc = ctx.Process(target=rank, args=(DieWithParent(), ready))
     proc.start()
     ready.wait(120)
     print(proc.pid, flush=True)

@@ -19,6 +19,7 @@ __all__ = [
     "read_checkpoint",
     "check_compatible",
     "load_backbone_weights",
+    "backbone_of",
     "load_weights",
     "find_checkpoints",
 ]
@@ -125,6 +126,26 @@ def check_compatible(checkpoint: dict[str, Any], *, num_classes: int, feature_di
 _BACKBONE_PREFIXES = {"hetmem_pretrain": "model.student.backbone.", "hetmem": "model.backbone."}
 
 
+def _backbone_source(path: str | Path, *, quiet: bool = False) -> tuple[Path, dict[str, Any], str]:
+    """(file, its contents, "hetmem_pretrain" or "hetmem") of a checkpoint or run directory."""
+    found = find_checkpoints(path, ("best.ckpt", "last.ckpt"))
+    if Path(path).is_dir() and not quiet:
+        log.info("init-from: %s%s", found[0], f" (the first of {len(found)} seeds)" if len(found) > 1 else "")
+    state = read_checkpoint(found[0])
+    kind = next((k for k in _BACKBONE_PREFIXES if isinstance(state.get(k), dict)), None)
+    if kind is None:
+        raise CheckpointError(f"checkpoint {str(found[0])!r} was written by neither hetmem pretrain nor hetmem train")
+    return found[0], state, kind
+
+
+def backbone_of(path: str | Path) -> dict[str, Any]:
+    """``{"backbone": ..., "backbone_options": ...}`` of the model a checkpoint (or run directory)
+    was trained with: what ``--init-from`` defaults to when no backbone is given."""
+    _, state, kind = _backbone_source(path, quiet=True)
+    cfg = state[kind].get("config", {})
+    return {"backbone": cfg.get("backbone"), "backbone_options": dict(cfg.get("backbone_options", {}))}
+
+
 def load_backbone_weights(module: Any, path: str | Path, *, backbone: str, options: dict[str, Any], input_shape: tuple) -> None:
     """Loads the backbone of a ``hetmem pretrain`` or ``hetmem train`` checkpoint into ``module``.
 
@@ -134,14 +155,7 @@ def load_backbone_weights(module: Any, path: str | Path, *, backbone: str, optio
     Raises:
         CheckpointError: unreadable file, or a backbone of another name, options or input shape.
     """
-    found = find_checkpoints(path, ("best.ckpt", "last.ckpt"))
-    if Path(path).is_dir():
-        log.info("init-from: %s%s", found[0], f" (the first of {len(found)} seeds)" if len(found) > 1 else "")
-    path = found[0]
-    state = read_checkpoint(path)
-    kind = next((k for k in _BACKBONE_PREFIXES if isinstance(state.get(k), dict)), None)
-    if kind is None:
-        raise CheckpointError(f"checkpoint {str(path)!r} was written by neither hetmem pretrain nor hetmem train")
+    path, state, kind = _backbone_source(path)
     meta = state[kind]
     cfg = meta.get("config", {})
     theirs = {"backbone": cfg.get("backbone"), "backbone_options": cfg.get("backbone_options", {}), "input shape": tuple(meta.get("input_shape", ()))}

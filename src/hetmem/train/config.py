@@ -253,9 +253,12 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
 def resolve_config(*layers: dict[str, Any]) -> TrainConfig:
     """Merges ``layers`` (later wins) over the task's defaults and validates the result.
 
+    With ``init_from`` and no ``backbone``, the backbone and its options are the checkpoint's.
+
     Raises:
         ConfigError: an unknown, missing or ill-typed field, an unknown task, backbone,
             variant, task option, backbone option or HMA field.
+        CheckpointError: ``init_from`` names no readable hetmem checkpoint.
     """
     user: dict[str, Any] = {}
     for layer in layers:
@@ -268,6 +271,10 @@ def resolve_config(*layers: dict[str, Any]) -> TrainConfig:
     from hetmem.data.task import task_entry
 
     task_entry(task)  # an unknown task is named before anything else
+    if isinstance(user.get("init_from"), str) and "backbone" not in user:  # the checkpoint's backbone, not the task's default
+        from hetmem.train.checkpoint import backbone_of
+
+        user = _merge(backbone_of(user["init_from"]), user)
     defaults = TASK_DEFAULTS.get(task, {})
     backbone = user.get("backbone", defaults.get("backbone"))
     per_backbone = defaults.get("per_backbone", {}).get(backbone, {}) if isinstance(backbone, str) else {}

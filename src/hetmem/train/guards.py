@@ -1,5 +1,5 @@
-"""What keeps a run's record whole: a divergence guard (no NaN step goes unnoticed, no NaN
-state is ever checkpointed) and a CSV log that a resumed run appends to.
+"""What keeps a run whole: a divergence guard (no NaN step goes unnoticed, no NaN state is ever
+checkpointed), a CSV log that a resumed run appends to, and spawned ranks that end with their parent.
 """
 
 from __future__ import annotations
@@ -10,13 +10,14 @@ from typing import Any
 
 import torch
 from lightning.fabric.loggers.logger import rank_zero_experiment
+from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from torch import Tensor
 
 from hetmem.errors import DivergedError
 
-__all__ = ["DivergenceGuardMixin", "ResumableCSVLogger"]
+__all__ = ["DivergenceGuardMixin", "ResumableCSVLogger", "DieWithParent"]
 
 
 class DivergenceGuardMixin:
@@ -82,3 +83,17 @@ class ResumableCSVLogger(CSVLogger):
             self._fs.makedirs(self.root_dir, exist_ok=True)
             self._experiment = _AppendingWriter(self.log_dir, self._keep_before_step)
         return self._experiment
+
+
+class DieWithParent(Callback):
+    """Each rank that Lightning spawns (``--devices N``) ends when the process that spawned it
+    ends, even by SIGKILL (:func:`hetmem.processes.die_with_parent`)."""
+
+    def __init__(self) -> None:
+        self.parent_pid = os.getpid()
+
+    def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        if os.getpid() != self.parent_pid:  # in a spawned rank
+            from hetmem.processes import die_with_parent
+
+            die_with_parent(self.parent_pid)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import signal
 import statistics
 import sys
@@ -110,19 +109,6 @@ def check_run_devices(cfg: Any) -> None:
         raise ConfigError(f"config field 'devices': {err}") from None
 
 
-class _DieWithParent:
-    """Lightning callback: each spawned rank ends when the process that spawned it ends."""
-
-    def __init__(self) -> None:
-        self.parent_pid = os.getpid()
-
-    def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
-        if os.getpid() != self.parent_pid:  # in a spawned rank
-            from hetmem.processes import die_with_parent
-
-            die_with_parent(self.parent_pid)
-
-
 def _last_step(ckpt: Path) -> int | None:
     """The global step of the checkpoint a fit resumes from (None: a fresh fit)."""
     if not ckpt.is_file():
@@ -165,7 +151,9 @@ def _trainer(cfg: Any, seed_dir: Path | None, callbacks: list, *, fit: bool, res
     devices = cfg.devices if fit else 1
     strategy = "ddp_spawn" if devices > 1 else "auto"
     if devices > 1:
-        callbacks = [*callbacks, _DieWithParent()]
+        from hetmem.train.guards import DieWithParent
+
+        callbacks = [*callbacks, DieWithParent()]
     return pl.Trainer(
         max_epochs=cfg.epochs,
         accelerator="gpu" if cfg.accelerator == "cuda" else cfg.accelerator,
