@@ -113,8 +113,9 @@ def test_an_infinite_learning_rate_is_refused_by_the_config(tmp_path, capsys):
     (["--set", "task_options.n_train=abc"], "config field 'task_options.n_train': Input should be a valid integer"),
     (["--set", "backbone_options.dropout=lots"], "config field 'backbone_options.dropout': Input should be a valid number"),
     (["--set", "hma.global_batch=maybe"], "config field 'hma.global_batch': Input should be a valid boolean"),
-    (["--set", "hma.slots_per_class=100000000"], r"HMA's memories would need about [\d.]+ GB .* is free; lower hma.queue_size or hma.slots_per_class"),
-    (["--set", "hma.queue_size=100000000000"], r"HMA's memories would need about [\d.]+ GB \(queue"),
+    (["--set", "hma.slots_per_class=100000000"], r"HMA's head and memories would need about [\d.]+ GB .* is free; lower hma.slots_per_class$"),
+    (["--set", "hma.queue_size=100000000000"], r"HMA's head and memories would need about [\d.]+ GB .*queue [\d.]+ GB.* lower hma.queue_size$"),
+    (["--set", "hma.label_dim=10000000"], r"HMA's head and memories would need about [\d.]+ GB \(attention blocks .* lower hma.label_dim or hma.head_dim$"),
 ])
 def test_bad_values_are_one_line_naming_the_field(tmp_path, capsys, extra, match):
     assert train(tmp_path / "r", *extra) == 2

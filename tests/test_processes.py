@@ -57,6 +57,7 @@ def test_a_worker_dies_when_its_parent_is_killed(tmp_path, script):
     path = tmp_path / "parent.py"
     path.write_text(script)
     parent = subprocess.Popen([sys.executable, str(path)], stdout=subprocess.PIPE, text=True)
+    child = None
     try:
         child = int(parent.stdout.readline())
         assert _alive(child)
@@ -66,9 +67,12 @@ def test_a_worker_dies_when_its_parent_is_killed(tmp_path, script):
         while _alive(child) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert not _alive(child), "the worker outlived its parent"
-    finally:
+    finally:  # a failing run leaves nothing behind either
         if parent.poll() is None:
             parent.kill()
+            parent.wait()
+        if child is not None and _alive(child):
+            os.kill(child, signal.SIGKILL)
 
 
 def test_devices_beyond_the_machine_are_refused():

@@ -67,19 +67,25 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted(tmp_path):
     assert all(logs[0][i].startswith(f"{interrupted},") and logs[0][i].endswith(",,") for i in differ), differ
 
 
+# The child presses Ctrl-C itself at step 3 (a real SIGINT): a parent that watched the checkpoints
+# and sent it raced the 26-step run on a loaded machine and sometimes found it finished.
+CTRL_C_AT_STEP_3 = (
+    "import os, signal; from hetmem.train.module import ClassifierModule as M; step = M.training_step\n"
+    "def training_step(self, *args):\n"
+    "    if self.global_step == 3: os.kill(os.getpid(), signal.SIGINT)\n"
+    "    return step(self, *args)\n"
+    "M.training_step = training_step\n"
+)
+
+
 @pytest.mark.slow
 def test_ctrl_c_prints_the_resume_command_and_that_command_finishes_the_run(tmp_path):
     out = tmp_path / "r"
-    proc = subprocess.Popen([sys.executable, "-c", ENTRY, *ARGS, "--epochs", "2", "--out", str(out)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    last = out / "seed-0" / "checkpoints" / "last.ckpt"
-    deadline = time.monotonic() + 120
-    while step_of(last) < 3 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.005)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130  # before: exit 1 and no message
-    message = err.strip().splitlines()[-1]
+    proc = subprocess.run([sys.executable, "-c", CTRL_C_AT_STEP_3 + ENTRY, *ARGS, "--epochs", "2", "--out", str(out)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 130, proc.stderr  # before: exit 1 and no message
+    assert step_of(out / "seed-0" / "checkpoints" / "last.ckpt") == 3
+    message = proc.stderr.strip().splitlines()[-1]
     assert message == (f"hetmem: interrupted; the checkpoints saved so far are kept in {out}; "
                        f"continue with: hetmem train --out {out} --resume")
     command = shlex.split(message.split("continue with: ")[1])

@@ -1,8 +1,9 @@
 """How much memory HMA's stores will take, estimated before anything is allocated.
 
 ``hma.slots_per_class=10000000`` on a 10-class task asks for 156 GB of slots; allocating first
-fails deep inside torch (or worse, succeeds and swaps). The runner estimates the queue and slots
-(with gradients and Adam state) and the attention over them, and refuses a run that cannot fit.
+fails deep inside torch (or worse, succeeds and swaps). The runner estimates the attention blocks,
+the queue and the slots (with gradients and Adam state) and the attention over them, and refuses a
+run that cannot fit, naming the setting to lower.
 """
 
 from __future__ import annotations
@@ -28,21 +29,23 @@ def estimate_hma_bytes(feature_dim: int, config: Any, batch_size: int) -> dict[s
         batch_size: rows per step B.
 
     Returns:
-        ``{"queue": ..., "slots": ...}`` for the parts the variant has.
+        ``{"attention blocks": ..., "queue": ..., "slots": ...}`` for the parts the variant has.
 
     Example:
         >>> from hetmem.models.hma import HMAConfig
         >>> parts = estimate_hma_bytes(128, HMAConfig(num_classes=10, slots_per_class=8), 64)
         >>> sorted(parts), parts["slots"] > 10 * 8 * 128 * 4
-        (['queue', 'slots'], True)
+        (['attention blocks', 'queue', 'slots'], True)
     """
     parts = config.components
     if parts is None:
         return {}
-    dim = feature_dim + config.label_dim
+    # width and ff_mult: a bottleneck before the blocks and the MLP expansion, where the config has them
+    dim = (getattr(config, "width", None) or feature_dim) + config.label_dim
     inner = config.num_heads * (config.head_dim or math.ceil(dim / config.num_heads))
     per_row_read = (2 * dim + 2 * inner) * _F32 * 2  # rows with labels, LayerNorm, keys and values, and their gradients
-    out: dict[str, int] = {}
+    block_params = 4 * dim * inner + 2 * getattr(config, "ff_mult", 4) * dim * dim  # q, kv, out projections; the MLP
+    out: dict[str, int] = {"attention blocks": 2 * block_params * _F32 * 4}  # with gradients and Adam state
     if parts.queue:
         m = config.queue_size
         width = feature_dim if config.queue_labels == "read" else dim
@@ -67,19 +70,24 @@ def available_bytes(accelerator: str = "auto") -> tuple[int, str]:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES"), "RAM"
 
 
+# what to lower when a part is too big
+_KNOBS = {"attention blocks": "hma.label_dim or hma.head_dim", "queue": "hma.queue_size", "slots": "hma.slots_per_class"}
+
+
 def _gb(n: float) -> str:
     return f"{n / 1e9:.1f} GB" if n >= 1e8 else f"{n / 1e6:.0f} MB"
 
 
 def check_hma_memory(feature_dim: int, config: Any, batch_size: int, accelerator: str = "auto") -> None:
-    """Raises ConfigError when HMA's memories alone would not fit in the free memory."""
+    """Raises ConfigError when HMA's head and memories alone would not fit in the free memory."""
     parts = estimate_hma_bytes(feature_dim, config, batch_size)
     total = sum(parts.values())
     free, where = available_bytes(accelerator)
     if total > free:
         detail = ", ".join(f"{name} {_gb(n)}" for name, n in parts.items())
+        largest = max(parts, key=parts.get)
         raise ConfigError(
-            f"HMA's memories would need about {_gb(total)} ({detail}; queue_size={config.queue_size}, "
+            f"HMA's head and memories would need about {_gb(total)} ({detail}; queue_size={config.queue_size}, "
             f"slots_per_class={config.slots_per_class}, {config.num_classes} classes, feature width {feature_dim}) "
-            f"but {_gb(free)} of {where} is free; lower hma.queue_size or hma.slots_per_class"
+            f"but {_gb(free)} of {where} is free; lower {_KNOBS[largest]}"
         )
