@@ -1,5 +1,6 @@
 """The ``hetmem`` command line: a thin layer that parses arguments, calls library functions
-and prints what they return. Input errors are one line on stderr and exit code 2."""
+and prints what they return. Errors are one line on stderr; exit codes: 2 bad input, 3 a run
+that could not finish (diverged, a worker died), 130 interrupted (see :mod:`hetmem.errors`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import argparse
 import json
 import logging
 import os
+import shlex
+import statistics
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -85,6 +88,9 @@ def _bench_rma(args: argparse.Namespace) -> int:
     _positive(args, "batch_size", "queue_size", "feature_dim", "label_dim", "num_heads", "repeats")
     given = {k: getattr(args, k) for k in ("batch_size", "queue_size", "feature_dim", "label_dim", "num_heads", "repeats")}
     cfg = RMABenchConfig(**{k: v for k, v in given.items() if v is not None}, device=args.device)
+    from hetmem.benchmarks.isolate import check_device
+
+    check_device(cfg.device)
     result = bench_rma(cfg)
     if args.json:
         print(json.dumps(result))
@@ -168,9 +174,12 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
 # ----- train / evaluate / demo ------------------------------------------------------------
 def _seeds(text: str) -> list[int]:
     try:
-        return [int(s) for s in text.split(",") if s.strip()]
+        seeds = [int(s) for s in text.split(",")]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 0,1,2, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers >= 0 like 0,1,2, got {text!r}") from None
+    if any(s < 0 for s in seeds):
+        raise argparse.ArgumentTypeError(f"seeds must be >= 0, got {text!r}")
+    return seeds
 
 
 def _key_value(text: str) -> tuple[str, str]:
@@ -178,6 +187,21 @@ def _key_value(text: str) -> tuple[str, str]:
     if not sep or not key.strip():
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE like task=digits, got {text!r}")
     return key.strip(), value.strip()
+
+
+def _saved_config(args: argparse.Namespace) -> list[dict]:
+    """With ``--resume --out RUN``, the run's own config.yaml is the first layer, so the run
+    continues with no other flag; any flag given must agree with it."""
+    from hetmem.train.config import load_yaml
+
+    saved = Path(args.out) / "config.yaml" if (args.resume and args.out) else None
+    return [load_yaml(saved)] if saved is not None and saved.is_file() else []
+
+
+def _interrupted(command: str, out: Path) -> KeyboardInterrupt:
+    return KeyboardInterrupt(
+        f"the checkpoints saved so far are kept in {out}; continue with: hetmem {command} --out {shlex.quote(str(out))} --resume"
+    )
 
 
 def _train_layers(args: argparse.Namespace) -> list[dict]:
@@ -196,7 +220,7 @@ def _train_layers(args: argparse.Namespace) -> list[dict]:
         "init_from": args.init_from,
         "freeze_backbone": True if args.freeze_backbone else None,
     }
-    layers = [load_yaml(args.config)] if args.config else []
+    layers = _saved_config(args) + ([load_yaml(args.config)] if args.config else [])
     layers.append({k: v for k, v in flags.items() if v is not None})
     layers.append(parse_overrides(args.set or []))
     return layers
@@ -204,11 +228,15 @@ def _train_layers(args: argparse.Namespace) -> list[dict]:
 
 def _train(args: argparse.Namespace) -> int:
     from hetmem.train.config import resolve_config
-    from hetmem.train.runner import train
+    from hetmem.train.runner import default_out_dir, train
     from hetmem.train.table import summary_table
 
     cfg = resolve_config(*_train_layers(args))
-    run = train(cfg, args.out, overwrite=args.overwrite, resume=args.resume)
+    out = Path(args.out) if args.out else default_out_dir(cfg)
+    try:
+        run = train(cfg, out, overwrite=args.overwrite, resume=args.resume)
+    except KeyboardInterrupt:
+        raise _interrupted("train", out) from None
     print(summary_table([run]))
     print(f"run directory: {run.out_dir}")
     return 0
@@ -225,39 +253,56 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--per-class", type=int, help="keep N training samples per class (data scarcity)")
     p.add_argument("--devices", type=int, help="processes (CPU, gloo) or GPUs; >1 trains with torch.distributed")
     p.add_argument("--data-root", help="directory of download-only data sets (default $HETMEM_DATA or ./data)")
-    p.add_argument("--init-from", help="start the backbone from a hetmem pretrain (or train) checkpoint")
+    p.add_argument("--init-from", help="start the backbone from a hetmem pretrain (or train) checkpoint or run directory")
     p.add_argument("--freeze-backbone", action="store_true", help="keep the backbone fixed (probe its features)")
     p.add_argument("--config", help="YAML file of config fields; flags and --set override it")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="any config field, e.g. optim.lr=0.01 or hma.queue_size=256")
     p.add_argument("--out", help="run directory (default runs/TASK/BACKBONE-VARIANT)")
     group = p.add_mutually_exclusive_group()
-    group.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
-    group.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    group.add_argument("--overwrite", action="store_true",
+                       help="replace the hetmem run in --out (the old run is deleted once the new one finishes)")
+    group.add_argument("--resume", action="store_true", help="continue the interrupted run in --out (its config.yaml is the base)")
     p.set_defaults(func=_train, extras=("train",))
 
 
+def _mean_over_seeds(per_seed: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
+    return {split: {m: statistics.fmean(r[split][m] for r in per_seed) for m in metrics} for split, metrics in per_seed[0].items()}
+
+
 def _evaluate(args: argparse.Namespace) -> int:
+    """Scores one checkpoint, or every seed of a run directory (then also their mean)."""
+    from hetmem.train.checkpoint import find_checkpoints
+
     if args.knn:
         from hetmem.train.frozen import evaluate_frozen
 
-        results = evaluate_frozen(args.checkpoint, k=args.k, temperature=args.temperature, probe=args.linear_probe, data_root=args.data_root)
+        paths = find_checkpoints(args.checkpoint, ("best.ckpt", "last.ckpt"))
+        score = lambda p: evaluate_frozen(p, k=args.k, temperature=args.temperature, probe=args.linear_probe, data_root=args.data_root)  # noqa: E731
     else:
         from hetmem.train.runner import evaluate
 
-        results = evaluate(
-            args.checkpoint, eval_context=args.eval_context, eval_batch_size=args.eval_batch_size, data_root=args.data_root
-        )
-    if args.json:
-        print(json.dumps(results))
-    else:
-        for split, metrics in results.items():
-            print(f"{split:10s} " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+        paths = find_checkpoints(args.checkpoint)
+        score = lambda p: evaluate(p, eval_context=args.eval_context, eval_batch_size=args.eval_batch_size, data_root=args.data_root)  # noqa: E731
+    results = {}
+    for path in paths:
+        log.info("scoring %s", path)
+        results[path.parent.parent.name if len(paths) > 1 else str(path)] = score(path)
+    if len(paths) > 1:
+        results["mean"] = _mean_over_seeds(list(results.values()))
+    if args.json:  # one checkpoint: split -> metrics; several: seed-<s> (and "mean") -> split -> metrics
+        print(json.dumps(results if len(paths) > 1 else next(iter(results.values()))))
+        return 0
+    for name, splits in results.items():
+        print(f"{name}:" if len(paths) > 1 else f"checkpoint {name}:")
+        for split, metrics in splits.items():
+            print(f"  {split:10s} " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
     return 0
 
 
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="re-score a saved model on its task's validation and test splits")
-    p.add_argument("--checkpoint", required=True, help="a .ckpt from hetmem train, or a run directory (uses best.ckpt)")
+    p.add_argument("--checkpoint", required=True,
+                   help="a .ckpt from hetmem train, or a run directory (scores each seed's best.ckpt, and their mean)")
     p.add_argument("--eval-context", choices=["batch", "single"], help="SMA at test time: over the batch, or per sample")
     p.add_argument("--eval-batch-size", type=int)
     p.add_argument("--knn", action="store_true", help="weighted k-NN on the backbone's frozen features (any checkpoint)")
@@ -305,20 +350,24 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
 
 
 def _pretrain(args: argparse.Namespace) -> int:
-    from hetmem.train.pretrain import pretrain, resolve_pretrain_config
+    from hetmem.train.pretrain import default_pretrain_out_dir, pretrain, resolve_pretrain_config
     from hetmem.train.config import load_yaml, parse_overrides
 
     flags = {"method": args.method, "task": args.task, "backbone": args.backbone, "seeds": args.seeds, "epochs": args.epochs,
              "batch_size": args.batch_size, "devices": args.devices, "data_root": args.data_root}
-    layers = [load_yaml(args.config)] if args.config else []
+    layers = _saved_config(args) + ([load_yaml(args.config)] if args.config else [])
     layers += [{k: v for k, v in flags.items() if v is not None}, parse_overrides(args.set or [])]
     cfg = resolve_pretrain_config(*layers)
-    result = pretrain(cfg, args.out, overwrite=args.overwrite, resume=args.resume)
+    out = Path(args.out) if args.out else default_pretrain_out_dir(cfg)
+    try:
+        result = pretrain(cfg, out, overwrite=args.overwrite, resume=args.resume)
+    except KeyboardInterrupt:
+        raise _interrupted("pretrain", out) from None
     print(f"{'split':8s} {'':12s} " + "  ".join(f"{m:>22s}" for m in ("knn_accuracy", "linear_probe_accuracy")))
     for which in ("initial", "pretrained"):
         for split, metrics in result["mean_over_seeds"][which].items():
             print(f"{split:8s} {which:12s} " + "  ".join(f"{metrics[m]:22.4f}" for m in ("knn_accuracy", "linear_probe_accuracy")))
-    print(f"run directory: {result['out_dir']} (fine-tune with hetmem train --init-from {result['out_dir']}/seed-{cfg.seeds[0]}/checkpoints/last.ckpt)")
+    print(f"run directory: {result['out_dir']} (fine-tune with hetmem train --init-from {result['out_dir']})")
     return 0
 
 
@@ -336,20 +385,23 @@ def _add_pretrain(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="e.g. massl.block_sampling=contiguous or massl.memory_size=8192")
     p.add_argument("--out", help="run directory (default runs/pretrain/TASK-BACKBONE-METHOD)")
     group = p.add_mutually_exclusive_group()
-    group.add_argument("--overwrite", action="store_true")
-    group.add_argument("--resume", action="store_true")
+    group.add_argument("--overwrite", action="store_true", help="replace the hetmem run in --out")
+    group.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
     p.set_defaults(func=_pretrain, extras=("train",))
 
 
 def _demo(args: argparse.Namespace) -> int:
     from hetmem.train.config import resolve_config
     from hetmem.train.defaults import DEMO_CONFIGS
+    from hetmem.train.rundir import check_replaceable
     from hetmem.train.runner import train
     from hetmem.train.table import summary_table
 
+    configs = [resolve_config(layer, {"epochs": args.epochs} if args.epochs else {}) for layer in DEMO_CONFIGS]
+    for cfg in configs:  # only earlier demo runs are replaced, and nothing is trained unless all can be
+        check_replaceable(Path(args.out) / cfg.variant)
     runs = []
-    for layer in DEMO_CONFIGS:
-        cfg = resolve_config(layer, {"epochs": args.epochs} if args.epochs else {})
+    for cfg in configs:
         log.info("demo: %s / %s / %s, seeds %s, %d epochs", cfg.task, cfg.backbone, cfg.variant, cfg.seeds, cfg.epochs)
         runs.append(train(cfg, Path(args.out) / cfg.variant, overwrite=True))
     print()
@@ -361,7 +413,8 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="Colored MNIST with the MLP backbone, baseline vs HMA (what make demo runs)")
-    p.add_argument("--out", default="runs/demo", help="where the demo's runs go (replaced on every demo)")
+    p.add_argument("--out", default="runs/demo",
+                   help="where the demo's runs go: OUT/none and OUT/hma, replaced on every demo (anything else there is refused)")
     p.add_argument("--epochs", type=int, help="override the task's default epochs")
     p.set_defaults(func=_demo, extras=("train",))
 
@@ -406,10 +459,16 @@ def _add_experiment(sub: argparse._SubParsersAction) -> None:
 def _report(args: argparse.Namespace) -> int:
     from hetmem.experiments import DEFAULT_STORE, build_report
 
+    from hetmem.experiments.report import written_by_report
+
     store = Path(args.store or DEFAULT_STORE)
     if not store.is_file():
         raise ValueError(f"results store {str(store)!r} does not exist; run hetmem experiment NAME first")
-    build_report(store, args.out, args.figures, include_tiny=args.include_tiny)
+    out = Path(args.out)
+    if out.is_dir() or (out.exists() and not args.overwrite and not written_by_report(out)):
+        raise ValueError(f"--out {str(out)!r} exists and was not written by hetmem report; pass --overwrite to replace it, "
+                         "or choose another --out")
+    build_report(store, out, args.figures, include_tiny=args.include_tiny)
     print(f"wrote {args.out} and figures in {args.figures}/")
     return 0
 
@@ -417,7 +476,9 @@ def _report(args: argparse.Namespace) -> int:
 def _add_report(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="render RESULTS.md and docs/figures from the results store")
     p.add_argument("--store", help="results file (default results/store.jsonl)")
-    p.add_argument("--out", default="RESULTS.md")
+    p.add_argument("--out", default="RESULTS.md",
+                   help="markdown file; an earlier report there is replaced, any other file only with --overwrite")
+    p.add_argument("--overwrite", action="store_true", help="replace --out even if hetmem report did not write it")
     p.add_argument("--figures", default="docs/figures")
     p.add_argument("--include-tiny", action="store_true", help="include --tiny rows (tests only)")
     p.set_defaults(func=_report)
@@ -436,8 +497,15 @@ COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
 ]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its usage errors in one line (exit 2), like every other hetmem error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hetmem", description=__doc__.split("\n")[0])
+    parser = _Parser(prog="hetmem", description=__doc__.split("\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -446,7 +514,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(err: BaseException) -> str:
+    if isinstance(err, OSError) and err.strerror:  # "[Errno 30] Read-only file system: 'x'" -> the path first
+        return f"{err.filename!r}: {err.strerror}" if err.filename else err.strerror
+    return " ".join(str(err).split())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Runs ``hetmem ARGV``; returns the exit code (0 ok, 2 bad input, 3 run failed, 130 Ctrl-C).
+
+    User-caused errors (HetmemError, ValueError, OSError such as a read-only or missing path)
+    are one line on stderr; anything else is a bug and keeps its traceback. ``HETMEM_DEBUG=1``
+    shows the traceback of every error.
+    """
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
     try:
@@ -455,11 +535,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return args.func(args)
         except ModuleNotFoundError as err:  # an optional dependency a task or figure imports late
             raise missing_extra(err, f"hetmem {args.command}") or err
-    except (HetmemError, ValueError) as err:
+    except KeyboardInterrupt as err:
+        print(f"\nhetmem: interrupted{'; ' + str(err) if str(err) else ''}", file=sys.stderr)
+        return 130
+    except (HetmemError, ValueError, OSError) as err:
         if os.environ.get("HETMEM_DEBUG"):
             raise
-        print(f"hetmem: error: {err}", file=sys.stderr)
-        return 2
+        print(f"hetmem: error: {_one_line(err)}", file=sys.stderr)
+        return getattr(err, "exit_code", 2)
 
 
 if __name__ == "__main__":

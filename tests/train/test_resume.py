@@ -2,6 +2,7 @@
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -57,3 +58,38 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted(tmp_path):
         assert torch.equal(value, b["state_dict"][key]), key
     metrics = [json.loads((tmp_path / r / "seed-0" / "metrics.json").read_text())["metrics"] for r in "ab"]
     assert metrics[0] == metrics[1]
+    # The resumed run's log holds the whole history (before: only what came after the resume). Only
+    # the train/loss of the interrupted epoch differs: Lightning restarts an epoch mean on resume.
+    logs = [(tmp_path / r / "seed-0" / "logs" / "metrics.csv").read_text().splitlines() for r in "ab"]
+    assert len(logs[0]) == len(logs[1]) == 1 + 2 * 4
+    interrupted = saved["epoch"]
+    differ = [i for i, (x, y) in enumerate(zip(*logs)) if x != y]
+    assert all(logs[0][i].startswith(f"{interrupted},") and logs[0][i].endswith(",,") for i in differ), differ
+
+
+# The child presses Ctrl-C itself at step 3 (a real SIGINT): a parent that watched the checkpoints
+# and sent it raced the 26-step run on a loaded machine and sometimes found it finished.
+CTRL_C_AT_STEP_3 = (
+    "import os, signal; from hetmem.train.module import ClassifierModule as M; step = M.training_step\n"
+    "def training_step(self, *args):\n"
+    "    if self.global_step == 3: os.kill(os.getpid(), signal.SIGINT)\n"
+    "    return step(self, *args)\n"
+    "M.training_step = training_step\n"
+)
+
+
+@pytest.mark.slow
+def test_ctrl_c_prints_the_resume_command_and_that_command_finishes_the_run(tmp_path):
+    out = tmp_path / "r"
+    proc = subprocess.run([sys.executable, "-c", CTRL_C_AT_STEP_3 + ENTRY, *ARGS, "--epochs", "2", "--out", str(out)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 130, proc.stderr  # before: exit 1 and no message
+    assert step_of(out / "seed-0" / "checkpoints" / "last.ckpt") == 3
+    message = proc.stderr.strip().splitlines()[-1]
+    assert message == (f"hetmem: interrupted; the checkpoints saved so far are kept in {out}; "
+                       f"continue with: hetmem train --out {out} --resume")
+    command = shlex.split(message.split("continue with: ")[1])
+    resumed = subprocess.run([sys.executable, "-c", ENTRY, *command[1:]], capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads((out / "seed-0" / "metrics.json").read_text())["metrics"]["val"]["accuracy"] > 0
+    assert len((out / "seed-0" / "logs" / "metrics.csv").read_text().splitlines()) == 1 + 2 * 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,6 +31,8 @@ __all__ = [
     "subsample_per_class",
     "validate_task",
 ]
+
+log = logging.getLogger(__name__)
 
 
 class DataError(HetmemError, ValueError):
@@ -158,6 +161,15 @@ def dataset_labels(dataset: Dataset) -> np.ndarray:
     return np.asarray(labels, dtype=np.int64)
 
 
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _warned:  # a run loads its task once per seed
+        _warned.add(message)
+        log.warning(message)
+
+
 def subsample_per_class(dataset: Dataset, per_class: int | None, seed: int) -> Dataset:
     """Keeps ``per_class`` random samples of each class (all of a class that has fewer).
 
@@ -167,6 +179,14 @@ def subsample_per_class(dataset: Dataset, per_class: int | None, seed: int) -> D
     if per_class is None:
         return dataset
     labels = dataset_labels(dataset)
+    counts = np.bincount(labels) if len(labels) else np.zeros(1, dtype=int)
+    counts = counts[counts > 0]
+    if per_class >= counts.max():
+        _warn_once(f"per_class={per_class} is at least the largest class ({counts.max()} samples): "
+                   f"all {len(labels)} training samples are used")
+    elif per_class > counts.min():
+        _warn_once(f"per_class={per_class}: {int((counts < per_class).sum())} of {len(counts)} classes have fewer "
+                   f"samples (smallest: {counts.min()}) and keep all they have")
     rng = np.random.default_rng(seed)
     keep = []
     for c in np.unique(labels):

@@ -19,7 +19,7 @@ from hetmem.experiments.figures import attention_figure, curve_figure, score_of,
 from hetmem.experiments.grids import EXPERIMENTS, Experiment
 from hetmem.experiments.store import ResultsStore
 
-__all__ = ["build_report"]
+__all__ = ["build_report", "written_by_report"]
 
 log = logging.getLogger(__name__)
 
@@ -296,14 +296,19 @@ def _figures(exp: Experiment, rows: list[dict[str, Any]], fig_dir: Path) -> list
 
 
 def _model_figures(rows: list[dict[str, Any]], fig_dir: Path) -> list[Path]:
-    """t-SNE and attention maps from the first trained HMA checkpoint of a 10-class task."""
+    """t-SNE and attention maps from the first trained HMA checkpoint of a 10-class task; a
+    warning says why when there is none (the store keeps checkpoint paths, not checkpoints)."""
     from hetmem.train.runner import load_trained
 
-    for r in rows:
+    wanted = [r for r in rows if r["cell"].get("variant") == "hma" and r["seed"] == 0 and r["config"]["task"] in ("mnist", "digits")]
+    for r in wanted:
         ckpt = r.get("checkpoint")
-        if r["cell"].get("variant") == "hma" and r["seed"] == 0 and ckpt and Path(ckpt).is_file() and r["config"]["task"] in ("mnist", "digits"):
+        if ckpt and Path(ckpt).is_file():
             model, _, task, _ = load_trained(ckpt)
             return [tsne_figure(model, task, fig_dir / "tsne.png"), attention_figure(model, task, fig_dir / "attention.png")]
+    why = (f"none of the {len(wanted)} checkpoints the store names exists here (first: {wanted[0].get('checkpoint')})" if wanted
+           else "the ablation has no HMA run with seed 0 on mnist or digits")
+    log.warning("report: skipped the t-SNE and attention figures (tsne.png, attention.png): %s", why)
     return []
 
 
@@ -323,6 +328,16 @@ def _train_tables(exp: Experiment, rows: list[dict[str, Any]]) -> list[str]:
         parts += ["", "Per test set (accuracy), beside the in-distribution validation accuracy and the epoch of the "
                   "scored model in each seed (0 = after the first epoch):", "", split]
     return parts
+
+
+def written_by_report(path: str | Path) -> bool:
+    """True when ``path`` is a markdown file that :func:`build_report` wrote (safe to replace)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            head = f.read(2000)
+    except (OSError, UnicodeDecodeError):
+        return False
+    return head.startswith("# Results\n") and "rendered by `hetmem report`" in head
 
 
 def build_report(

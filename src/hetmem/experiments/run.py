@@ -37,7 +37,7 @@ def _config(cell: Cell, seed: int):
 def _resumable(out: Path, cfg: Any) -> bool:
     """Whether ``out`` holds an interrupted run of ``cfg``. A run left by an earlier definition of
     the cell (its config differs) is deleted: the store, not this work directory, holds results."""
-    from hetmem.train.runner import config_differences
+    from hetmem.train.rundir import config_differences
 
     if not (out / "config.yaml").is_file():
         return False

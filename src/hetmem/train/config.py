@@ -11,11 +11,14 @@ from __future__ import annotations
 import copy
 import dataclasses
 import inspect
+import re
+import typing
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
 from hetmem.errors import ConfigError
 from hetmem.train.defaults import TASK_DEFAULTS
@@ -24,7 +27,10 @@ __all__ = ["OptimConfig", "TrainConfig", "resolve_config", "load_yaml", "parse_o
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)  # lr=.inf is refused
+
+
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]  # numpy's seed range
 
 
 class OptimConfig(_Strict):
@@ -45,7 +51,7 @@ class TrainConfig(_Strict):
     task: str  # a registered task (hetmem.data.list_tasks())
     backbone: str  # a registered backbone (hetmem.backbones.list_backbones())
     variant: str = "hma"  # none | param | rma | abd | abd+rma | abd+syn | hma
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    seeds: list[Seed] = Field(default_factory=lambda: [0], min_length=1)
     epochs: int = Field(10, gt=0)
     batch_size: int = Field(64, gt=0)
     eval_batch_size: int | None = Field(None, gt=0)  # default: batch_size (SMA attends over eval batches)
@@ -86,9 +92,9 @@ class TrainConfig(_Strict):
 
 
 # ----- validation helpers -----------------------------------------------------------------
-def _format_error(err: ValidationError) -> str:
+def _format_error(err: ValidationError, prefix: str = "") -> str:
     first = err.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "config"
+    where = ".".join(str(p) for p in (prefix, *first["loc"]) if p != "") or "config"
     if first["type"] == "extra_forbidden":
         return f"unknown config field {where!r}"
     if first["type"] == "missing":
@@ -97,13 +103,45 @@ def _format_error(err: ValidationError) -> str:
     return f"config field {where!r}: {first['msg']} (got {value!r})"
 
 
+def _typed(group: str, fields: dict[str, tuple[Any, Any]], values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` checked against ``fields`` (name -> (annotation, default)) and converted to
+    their types (``"0.1"`` -> 0.1; ``"maybe"`` for a bool, ``"abc"`` for a float, NaN or Inf are
+    refused); ConfigError names the first bad field as ``group.name``."""
+    given = {k: fields[k] for k in values}
+    model = create_model(f"{group}_options", __config__=ConfigDict(extra="forbid", allow_inf_nan=False), **given)
+    try:
+        return model(**values).model_dump()
+    except ValidationError as err:
+        raise ConfigError(_format_error(err, prefix=group)) from None
+
+
+def _signature_fields(fn: Callable, skip: tuple[str, ...]) -> dict[str, tuple[Any, Any]]:
+    """The keyword parameters of ``fn`` as pydantic fields (unannotated ones accept anything)."""
+    try:
+        params = inspect.signature(fn, eval_str=True).parameters.values()
+    except NameError:  # an annotation that does not resolve: check names only
+        params = inspect.signature(fn).parameters.values()
+        return {p.name: (Any, p.default) for p in params if p.name not in skip}
+    kinds = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return {
+        p.name: (Any if p.annotation is p.empty or isinstance(p.annotation, str) else p.annotation,
+                 ... if p.default is p.empty else p.default)
+        for p in params if p.kind in kinds and p.name not in skip
+    }
+
+
 def _check_hma(cfg: TrainConfig) -> None:
     from hetmem.models.hma import HMAConfig
 
-    allowed = ({f.name for f in dataclasses.fields(HMAConfig)} - {"num_classes", "variant"}) | {"preset"}
-    unknown = sorted(set(cfg.hma) - allowed)
+    hints = typing.get_type_hints(HMAConfig)
+    fields = {f.name: (hints[f.name], f.default) for f in dataclasses.fields(HMAConfig) if f.name not in ("num_classes", "variant")}
+    fields["preset"] = (str, "default")  # a named set of fields (HMAConfig.from_preset), not a field itself
+    unknown = sorted(set(cfg.hma) - set(fields))
     if unknown:
-        raise ConfigError(f"unknown config field 'hma.{unknown[0]}'; HMA fields are {sorted(allowed)}")
+        raise ConfigError(f"unknown config field 'hma.{unknown[0]}'; HMA fields are {sorted(fields)}")
+    cfg.hma = {**cfg.hma, **_typed("hma", fields, cfg.hma)}
+    if cfg.hma.get("slot_init_std", 0.0) < 0:
+        raise ConfigError(f"config field 'hma.slot_init_std' must be >= 0, got {cfg.hma['slot_init_std']}")
     try:
         hma = cfg.hma_config(num_classes=2)
     except (ValueError, TypeError) as err:
@@ -121,23 +159,29 @@ def _check_backbone(cfg: TrainConfig) -> None:
 
     if cfg.backbone not in _REGISTRY:
         raise ConfigError(f"unknown backbone {cfg.backbone!r}; expected one of {list_backbones()}")
-    params = inspect.signature(_REGISTRY[cfg.backbone].factory).parameters
-    if not any(p.kind == p.VAR_KEYWORD for p in params.values()):
-        allowed = sorted(k for k, p in params.items() if p.kind == p.KEYWORD_ONLY or (k != "spec" and p.default is not p.empty))
-        unknown = sorted(set(cfg.backbone_options) - set(allowed))
-        if unknown:
-            raise ConfigError(
-                f"unknown config field 'backbone_options.{unknown[0]}' for backbone {cfg.backbone!r}; its options are {allowed}"
-            )
+    factory = _REGISTRY[cfg.backbone].factory
+    params = inspect.signature(factory).parameters
+    if any(p.kind == p.VAR_KEYWORD for p in params.values()):
+        return
+    fields = _signature_fields(factory, ("spec",))
+    unknown = sorted(set(cfg.backbone_options) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"unknown config field 'backbone_options.{unknown[0]}' for backbone {cfg.backbone!r}; its options are {sorted(fields)}"
+        )
+    cfg.backbone_options = {**cfg.backbone_options, **_typed("backbone_options", fields, cfg.backbone_options)}
 
 
 def _check_task(cfg: TrainConfig) -> None:
     from hetmem.data import task_options
+    from hetmem.data.task import task_entry
 
     allowed = task_options(cfg.task)
     unknown = sorted(set(cfg.task_options) - set(allowed))
     if unknown:
         raise ConfigError(f"unknown config field 'task_options.{unknown[0]}' for task {cfg.task!r}; its options are {sorted(allowed)}")
+    fields = _signature_fields(task_entry(cfg.task).loader, ("root", "seed", "per_class"))
+    cfg.task_options = {**cfg.task_options, **_typed("task_options", fields, cfg.task_options)}
 
 
 def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
@@ -150,13 +194,33 @@ def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1 (PyYAML) reads ``1e-1`` and ``1.0e5`` as strings; YAML 1.2 and every user read
+    them as floats. This loader adds that one rule."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
+def _yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)  # noqa: S506  a SafeLoader subclass
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Reads a YAML config file into a dict; ConfigError for a missing file or bad YAML."""
+    """Reads a YAML config file into a dict; ConfigError for a missing, unreadable or non-YAML file."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"config file {str(path)!r} is a directory; expected a YAML file")
     if not path.is_file():
         raise ConfigError(f"config file {str(path)!r} does not exist")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = _yaml(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {str(path)!r} is not text (not UTF-8); expected a YAML file") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -169,14 +233,15 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
-    """``["optim.lr=0.01", "hma.queue_size=256"]`` -> nested dict; values parsed as YAML scalars."""
+    """``["optim.lr=0.01", "hma.queue_size=256"]`` -> nested dict; values parsed as YAML scalars
+    (``1e-3`` is a float)."""
     out: dict[str, Any] = {}
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"--set expects KEY=VALUE (e.g. optim.lr=0.01), got {item!r}")
         try:
-            value = yaml.safe_load(raw) if raw else ""
+            value = _yaml(raw) if raw else ""
         except yaml.YAMLError:
             value = raw
         node = out
@@ -192,9 +257,12 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
 def resolve_config(*layers: dict[str, Any]) -> TrainConfig:
     """Merges ``layers`` (later wins) over the task's defaults and validates the result.
 
+    With ``init_from`` and no ``backbone``, the backbone and its options are the checkpoint's.
+
     Raises:
         ConfigError: an unknown, missing or ill-typed field, an unknown task, backbone,
             variant, task option, backbone option or HMA field.
+        CheckpointError: ``init_from`` names no readable hetmem checkpoint.
     """
     user: dict[str, Any] = {}
     for layer in layers:
@@ -207,6 +275,10 @@ def resolve_config(*layers: dict[str, Any]) -> TrainConfig:
     from hetmem.data.task import task_entry
 
     task_entry(task)  # an unknown task is named before anything else
+    if isinstance(user.get("init_from"), str) and "backbone" not in user:  # the checkpoint's backbone, not the task's default
+        from hetmem.train.checkpoint import backbone_of
+
+        user = _merge(backbone_of(user["init_from"]), user)
     defaults = TASK_DEFAULTS.get(task, {})
     backbone = user.get("backbone", defaults.get("backbone"))
     per_backbone = defaults.get("per_backbone", {}).get(backbone, {}) if isinstance(backbone, str) else {}

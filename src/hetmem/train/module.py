@@ -15,6 +15,7 @@ from hetmem.data import TaskData
 from hetmem.distributed import concat_all_gather
 from hetmem.models.hma import HMAClassifier, RetrievalMeter
 from hetmem.train.config import TrainConfig
+from hetmem.train.guards import DivergenceGuardMixin
 from hetmem.train.loaders import EpochLoader, make_loader
 from hetmem.train.resume import ExactResumeMixin
 from hetmem.train.metrics import classification_metrics
@@ -29,12 +30,14 @@ def split_batch(batch: Any) -> tuple[Any, Tensor]:
     return batch, batch.y
 
 
-class ClassifierModule(ExactResumeMixin, pl.LightningModule):
+class ClassifierModule(DivergenceGuardMixin, ExactResumeMixin, pl.LightningModule):
     """Cross-entropy training of ``model`` on ``task``, model selection on the validation metric.
 
     Checkpoints carry, besides what Lightning saves (weights incl. HMA's queue and momentum
     encoder, optimiser, scheduler, loop progress), the run's config under ``"hetmem"`` and
-    what exact resume needs (:class:`ExactResumeMixin`).
+    what exact resume needs (:class:`ExactResumeMixin`). A NaN or Inf loss stops the run with
+    a :class:`~hetmem.errors.DivergedError`, and a NaN state is never checkpointed
+    (:class:`DivergenceGuardMixin`).
     """
 
     def __init__(self, model: HMAClassifier, cfg: TrainConfig, task: TaskData, seed: int) -> None:
@@ -73,8 +76,14 @@ class ClassifierModule(ExactResumeMixin, pl.LightningModule):
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
         x, y = split_batch(batch)
-        logits = self.model(x, y)  # reads the memory, then writes this batch into the queue
+        try:
+            logits = self.model(x, y)  # reads the memory, then writes this batch into the queue
+        except ValueError as err:  # non-finite features after some steps on finite data: divergence
+            if self.global_step == 0 or ("NaN" not in str(err) and "Inf" not in str(err)):
+                raise
+            raise self._diverged(f"the model's features became NaN or Inf ({err})") from None
         loss = F.cross_entropy(logits, y)
+        self.check_finite_loss(loss)
         self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=y.numel(), sync_dist=True)
         return loss
 

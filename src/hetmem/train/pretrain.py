@@ -27,11 +27,12 @@ from hetmem.errors import ConfigError
 from hetmem.evaluation.frozen import score_backbone
 from hetmem.models.massl.model import MaSSLConfig
 from hetmem.models.massl.module import MaSSLModule
-from hetmem.train.config import _format_error, _merge, _Strict
+from hetmem.train.config import Seed, _format_error, _merge, _Strict
+from hetmem.train.guards import DivergenceGuardMixin
 from hetmem.train.loaders import EpochLoader, make_loader
 from hetmem.train.resume import ExactResumeMixin
 
-__all__ = ["PretrainConfig", "PRETRAIN_DEFAULTS", "resolve_pretrain_config", "pretrain"]
+__all__ = ["PretrainConfig", "PRETRAIN_DEFAULTS", "resolve_pretrain_config", "pretrain", "default_pretrain_out_dir"]
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ class PretrainConfig(_Strict):
     backbone: str = "cnn"
     backbone_options: dict[str, Any] = Field(default_factory=dict)
     task_options: dict[str, Any] = Field(default_factory=dict)
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    seeds: list[Seed] = Field(default_factory=lambda: [0], min_length=1)
     epochs: int = Field(20, gt=0)
     batch_size: int = Field(256, gt=0)
     massl: dict[str, Any] = Field(default_factory=dict)  # MaSSLConfig fields (not backbone / image_shape)
@@ -115,8 +116,13 @@ def resolve_pretrain_config(*layers: dict[str, Any]) -> PretrainConfig:
     return cfg
 
 
-class PretrainModule(ExactResumeMixin, MaSSLModule):
-    """MaSSLModule on a task's training images, resumable exactly, self-describing checkpoints."""
+def default_pretrain_out_dir(cfg: PretrainConfig) -> Path:
+    return Path("runs") / "pretrain" / f"{cfg.task}-{cfg.backbone}-{cfg.method}"
+
+
+class PretrainModule(DivergenceGuardMixin, ExactResumeMixin, MaSSLModule):
+    """MaSSLModule on a task's training images, resumable exactly, self-describing checkpoints,
+    stopped with a clear error if the loss becomes NaN or Inf."""
 
     def __init__(self, cfg: PretrainConfig, task: Any, seed: int, steps_per_epoch: int) -> None:
         super().__init__(cfg.massl_config(task.input_spec.shape), steps_per_epoch=steps_per_epoch, max_epochs=cfg.epochs)
@@ -124,6 +130,11 @@ class PretrainModule(ExactResumeMixin, MaSSLModule):
 
     def train_dataloader(self) -> EpochLoader:
         return self.resumable(make_loader(self.task.train, self.cfg.batch_size, train=True, seed=self.seed, graph=False))
+
+    def training_step(self, batch: Any, batch_idx: int) -> Any:
+        loss = super().training_step(batch, batch_idx)
+        self.check_finite_loss(loss)
+        return loss
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_save_checkpoint(checkpoint)
@@ -140,7 +151,7 @@ def _pretrain_seed(cfg: PretrainConfig, seed: int, seed_dir: Path) -> dict[str, 
     from lightning.pytorch.callbacks import ModelCheckpoint
 
     from hetmem.data import load_task
-    from hetmem.train.runner import _trainer
+    from hetmem.train.runner import _fit, _last_step, _trainer
 
     start = time.perf_counter()
     pl.seed_everything(seed, workers=True, verbose=False)
@@ -154,9 +165,9 @@ def _pretrain_seed(cfg: PretrainConfig, seed: int, seed_dir: Path) -> dict[str, 
         dirpath=seed_dir / "checkpoints", filename="last", save_top_k=0, save_last=True,
         every_n_train_steps=cfg.checkpoint_every_n_steps or 0, enable_version_counter=False,
     )
-    trainer = _trainer(cfg, seed_dir, [last], fit=True)
     resume_from = seed_dir / "checkpoints" / "last.ckpt"
-    trainer.fit(module, ckpt_path=str(resume_from) if resume_from.is_file() else None)
+    trainer = _trainer(cfg, seed_dir, [last], fit=True, resumed_step=_last_step(resume_from))
+    _fit(trainer, module, resume_from)
     monitors = {k.removeprefix("train/"): float(v) for k, v in trainer.callback_metrics.items() if k.startswith("train/")}
     result = {
         "seed": seed,
@@ -175,31 +186,35 @@ def pretrain(cfg: PretrainConfig, out: str | Path | None = None, *, overwrite: b
 
     Raises:
         ConfigError, DataNotFoundError, DataError: bad input (nothing is written).
-        RunExistsError: ``out`` holds an earlier run (pass ``overwrite`` or ``resume``).
+        RunExistsError, RunDirError: ``out`` holds an earlier run (pass ``overwrite`` or ``resume``),
+            or cannot be used.
+        DivergedError: the loss or the weights became NaN or Inf (the last good checkpoint is kept).
     """
     from hetmem.data import load_task
-    from hetmem.train.runner import _prepare_out_dir, _quiet_lightning
+    from hetmem.train.rundir import run_directory
+    from hetmem.train.runner import _quiet_lightning, check_run_devices
 
     _quiet_lightning()
-    out = Path(out) if out is not None else Path("runs") / "pretrain" / f"{cfg.task}-{cfg.backbone}-{cfg.method}"
+    out = Path(out) if out is not None else default_pretrain_out_dir(cfg)
     task = load_task(cfg.task, root=cfg.data_root, seed=cfg.seeds[0], **cfg.task_options)  # input errors before any write
     if task.input_spec.kind != "image":
         raise ConfigError(f"pretraining needs an image task; {cfg.task!r} gives {task.input_spec.describe()}")
     cfg.massl_config(task.input_spec.shape)
-    _prepare_out_dir(out, cfg, overwrite=overwrite, resume=resume)
-    seeds = []
-    for seed in cfg.seeds:
-        done = out / f"seed-{seed}" / "metrics.json"
-        if resume and done.is_file():
-            seeds.append(json.loads(done.read_text()))
-            continue
-        seeds.append(_pretrain_seed(cfg, seed, out / f"seed-{seed}"))
-    summary = {
-        which: {
-            split: {m: sum(s[which][split][m] for s in seeds) / len(seeds) for m in seeds[0][which][split]}
-            for split in seeds[0][which]
+    check_run_devices(cfg)
+    with run_directory(out, cfg, overwrite=overwrite, resume=resume):
+        seeds = []
+        for seed in cfg.seeds:
+            done = out / f"seed-{seed}" / "metrics.json"
+            if resume and done.is_file():
+                seeds.append(json.loads(done.read_text()))
+                continue
+            seeds.append(_pretrain_seed(cfg, seed, out / f"seed-{seed}"))
+        summary = {
+            which: {
+                split: {m: sum(s[which][split][m] for s in seeds) / len(seeds) for m in seeds[0][which][split]}
+                for split in seeds[0][which]
+            }
+            for which in ("initial", "pretrained")
         }
-        for which in ("initial", "pretrained")
-    }
-    (out / "summary.json").write_text(json.dumps({"config": cfg.to_dict(), "mean_over_seeds": summary}, indent=2))
+        (out / "summary.json").write_text(json.dumps({"config": cfg.to_dict(), "mean_over_seeds": summary}, indent=2))
     return {"out_dir": str(out), "seeds": seeds, "mean_over_seeds": summary}

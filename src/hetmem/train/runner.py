@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
+import signal
 import statistics
 import sys
 import time
@@ -23,10 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from hetmem.errors import CheckpointError, ConfigError, RunExistsError
+from hetmem.errors import CheckpointError, ConfigError, DivergedError
 from hetmem.train.config import TrainConfig, config_from_checkpoint
+from hetmem.train.rundir import run_directory
 
 __all__ = [
     "SeedResult",
@@ -36,6 +35,7 @@ __all__ = [
     "default_out_dir",
     "evaluate",
     "find_checkpoint",
+    "check_run_devices",
     "load_trained",
     "read_trained",
     "restore_model",
@@ -89,7 +89,11 @@ def build_classifier(cfg: TrainConfig, spec: Any, num_classes: int):
         load_backbone_weights(backbone, cfg.init_from, backbone=cfg.backbone, options=cfg.backbone_options, input_shape=spec.shape)
     if cfg.freeze_backbone:
         backbone.requires_grad_(False)
-    return HMAClassifier(backbone, cfg.hma_config(num_classes))
+    hma = cfg.hma_config(num_classes)
+    from hetmem.train.memory_budget import check_hma_memory
+
+    check_hma_memory(backbone.feature_dim, hma, max(cfg.batch_size, cfg.eval_batch_size or 0), cfg.accelerator)
+    return HMAClassifier(backbone, hma)
 
 
 def _load_task(cfg: TrainConfig, seed: int, data_root: str | None = None):
@@ -106,12 +110,46 @@ def _with_test_mean(results: dict[str, dict[str, float]], test_names: list[str])
     return results
 
 
-def _trainer(cfg: Any, seed_dir: Path | None, callbacks: list, *, fit: bool):
+def check_run_devices(cfg: Any) -> None:
+    """ConfigError when ``cfg.devices`` exceeds the CPU cores or GPUs of this machine."""
+    from hetmem.processes import check_devices
+
+    try:
+        check_devices(cfg.devices, cfg.accelerator)
+    except ValueError as err:
+        raise ConfigError(f"config field 'devices': {err}") from None
+
+
+def _last_step(ckpt: Path) -> int | None:
+    """The global step of the checkpoint a fit resumes from (None: a fresh fit)."""
+    if not ckpt.is_file():
+        return None
+    from hetmem.train.checkpoint import read_checkpoint
+
+    return int(read_checkpoint(ckpt).get("global_step", 0))
+
+
+def _fit(trainer: Any, module: Any, resume_from: Path) -> None:
+    """``trainer.fit`` from ``resume_from`` if it exists. Ctrl-C raises KeyboardInterrupt (Lightning
+    itself exits with code 1 and no message); a diverged run names its last good checkpoint."""
+    try:
+        trainer.fit(module, ckpt_path=str(resume_from) if resume_from.is_file() else None)
+    except SystemExit:
+        if trainer.interrupted:
+            signal.signal(signal.SIGINT, signal.default_int_handler)  # Lightning left Ctrl-C ignored
+            raise KeyboardInterrupt from None
+        raise
+    except DivergedError as err:
+        kept = f"the last good checkpoint is kept in {resume_from}" if resume_from.is_file() else "no checkpoint was saved before it"
+        raise DivergedError(f"{err}; {kept}") from None
+
+
+def _trainer(cfg: Any, seed_dir: Path | None, callbacks: list, *, fit: bool, resumed_step: int | None = None):
     """A Lightning Trainer for a TrainConfig or PretrainConfig (same run-level fields)."""
     import lightning.pytorch as pl
-    from lightning.pytorch.loggers import CSVLogger
 
     from hetmem.train.checkpoint import AtomicCheckpointIO
+    from hetmem.train.guards import ResumableCSVLogger
 
     progress = cfg.progress and fit and sys.stderr.isatty()
     if progress:
@@ -123,13 +161,17 @@ def _trainer(cfg: Any, seed_dir: Path | None, callbacks: list, *, fit: bool):
     # logic in every process; spawning keeps one parent that owns the directory.
     devices = cfg.devices if fit else 1
     strategy = "ddp_spawn" if devices > 1 else "auto"
+    if devices > 1:
+        from hetmem.train.guards import DieWithParent
+
+        callbacks = [*callbacks, DieWithParent()]
     return pl.Trainer(
         max_epochs=cfg.epochs,
         accelerator="gpu" if cfg.accelerator == "cuda" else cfg.accelerator,
         devices=devices,
         strategy=strategy,
         callbacks=callbacks,
-        logger=CSVLogger(str(seed_dir), name="logs", version="") if (fit and seed_dir) else False,
+        logger=ResumableCSVLogger(str(seed_dir), name="logs", version="", keep_before_step=resumed_step) if (fit and seed_dir) else False,
         enable_progress_bar=progress,
         enable_model_summary=False,
         enable_checkpointing=fit,
@@ -157,7 +199,7 @@ def _train_seed(cfg: TrainConfig, seed: int, seed_dir: Path) -> SeedResult:
     import lightning.pytorch as pl
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
-    from hetmem.train.checkpoint import read_checkpoint
+    from hetmem.train.checkpoint import load_weights, read_checkpoint
     from hetmem.train.module import ClassifierModule
 
     start = time.perf_counter()
@@ -178,13 +220,13 @@ def _train_seed(cfg: TrainConfig, seed: int, seed_dir: Path) -> SeedResult:
     callbacks: list = [best, last]
     if cfg.early_stopping_patience:
         callbacks.append(EarlyStopping(monitor=metric, mode="max", patience=cfg.early_stopping_patience))
-    trainer = _trainer(cfg, seed_dir, callbacks, fit=True)
     resume_from = ckpt_dir / "last.ckpt"
-    trainer.fit(module, ckpt_path=str(resume_from) if resume_from.is_file() else None)
+    trainer = _trainer(cfg, seed_dir, callbacks, fit=True, resumed_step=_last_step(resume_from))
+    _fit(trainer, module, resume_from)
 
     best_path = Path(best.best_model_path) if best.best_model_path and cfg.select == "best" else resume_from
     state = read_checkpoint(best_path)
-    module.model.load_state_dict({k.removeprefix("model."): v for k, v in state["state_dict"].items()})
+    load_weights(module.model, _model_weights(state), where=f"checkpoint {str(best_path)!r}")
     module.results.clear()
     evaluator = _trainer(cfg, None, [], fit=False)
     evaluator.validate(module, verbose=False)
@@ -212,28 +254,8 @@ def summarize(results: list[SeedResult]) -> dict[str, dict[str, dict[str, float]
     return summary
 
 
-def config_differences(out: Path, cfg: Any) -> list[str]:
-    """The fields (seeds aside) in which the run saved in ``out`` differs from ``cfg``, sorted."""
-    saved = yaml.safe_load((Path(out) / "config.yaml").read_text()) or {}
-    mine = cfg.to_dict()
-    return sorted(k for k in set(saved) | set(mine) if k != "seeds" and saved.get(k) != mine.get(k))
-
-
-def _prepare_out_dir(out: Path, cfg: TrainConfig, *, overwrite: bool, resume: bool) -> None:
-    config_file = out / "config.yaml"
-    if out.exists() and any(out.iterdir()):
-        if resume:
-            if not config_file.is_file():
-                raise RunExistsError(f"{out} is not a hetmem run directory (no config.yaml); cannot resume it")
-            differs = config_differences(out, cfg)
-            if differs:
-                raise RunExistsError(f"cannot resume {out}: its config differs in {differs[0]!r}; use another --out")
-            return
-        if not overwrite:
-            raise RunExistsError(f"{out} already holds a run; pass --overwrite to replace it or --resume to continue it")
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    config_file.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+def _model_weights(state: dict[str, Any]) -> dict[str, Any]:
+    return {k.removeprefix("model."): v for k, v in state["state_dict"].items()}
 
 
 def train(cfg: TrainConfig, out: str | Path | None = None, *, overwrite: bool = False, resume: bool = False) -> RunResult:
@@ -243,44 +265,41 @@ def train(cfg: TrainConfig, out: str | Path | None = None, *, overwrite: bool = 
     With ``resume``, seeds that finished are read back and an interrupted seed continues from
     its ``last.ckpt``; otherwise an existing run directory is refused unless ``overwrite``.
 
+    ``overwrite`` replaces only a hetmem run directory, and deletes the old run only once the new
+    one has finished (see :mod:`hetmem.train.rundir`).
+
     Raises:
         ConfigError, DataNotFoundError, DataError: bad input (nothing is written).
-        RunExistsError: ``out`` holds an earlier run.
+        RunExistsError, RunDirError: ``out`` holds an earlier run, or cannot be used.
+        DivergedError: the loss or the weights became NaN or Inf (the last good checkpoint is kept).
+        KeyboardInterrupt: Ctrl-C; continue with ``resume``.
     """
     _quiet_lightning()
     out = Path(out) if out is not None else default_out_dir(cfg)
     build_model(cfg, _load_task(cfg, cfg.seeds[0]))  # every input error surfaces here, before any write
-    _prepare_out_dir(out, cfg, overwrite=overwrite, resume=resume)
-    result = RunResult(cfg, out)
-    for seed in cfg.seeds:
-        seed_dir = out / f"seed-{seed}"
-        done = seed_dir / "metrics.json"
-        if resume and done.is_file():
-            result.seeds.append(SeedResult(**json.loads(done.read_text())))
-            log.info("seed %d: finished earlier, read back from %s", seed, done)
-            continue
-        log.info("seed %d: training %s / %s / %s", seed, cfg.task, cfg.backbone, cfg.variant)
-        result.seeds.append(_train_seed(cfg, seed, seed_dir))
-    result.summary = summarize(result.seeds)
-    (out / "summary.json").write_text(json.dumps({"config": cfg.to_dict(), "summary": result.summary}, indent=2))
+    check_run_devices(cfg)
+    with run_directory(out, cfg, overwrite=overwrite, resume=resume):
+        result = RunResult(cfg, out)
+        for seed in cfg.seeds:
+            seed_dir = out / f"seed-{seed}"
+            done = seed_dir / "metrics.json"
+            if resume and done.is_file():
+                result.seeds.append(SeedResult(**json.loads(done.read_text())))
+                log.info("seed %d: finished earlier, read back from %s", seed, done)
+                continue
+            log.info("seed %d: training %s / %s / %s", seed, cfg.task, cfg.backbone, cfg.variant)
+            result.seeds.append(_train_seed(cfg, seed, seed_dir))
+        result.summary = summarize(result.seeds)
+        (out / "summary.json").write_text(json.dumps({"config": cfg.to_dict(), "summary": result.summary}, indent=2))
     return result
 
 
 def find_checkpoint(path: str | Path) -> Path:
-    """``path`` itself, or the checkpoint a run directory scores: the first seed's
-    ``checkpoints/best.ckpt``, or its ``last.ckpt`` if the run was configured ``select: last``."""
-    path = Path(path)
-    if path.is_dir():
-        candidates = sorted(path.glob("**/checkpoints/best.ckpt"))
-        if not candidates:
-            raise CheckpointError(f"no checkpoints/best.ckpt under {str(path)!r}")
-        best = candidates[0]
-        config = best.parents[2] / "config.yaml"  # RUN/seed-<s>/checkpoints/best.ckpt
-        saved = yaml.safe_load(config.read_text()) if config.is_file() else None
-        if isinstance(saved, dict) and saved.get("select") == "last" and (best.parent / "last.ckpt").is_file():
-            return best.parent / "last.ckpt"
-        return best
-    return path
+    """``path`` itself, or the ``checkpoints/best.ckpt`` of the lowest seed under a run directory
+    (:func:`hetmem.train.checkpoint.find_checkpoints` lists every seed's)."""
+    from hetmem.train.checkpoint import find_checkpoints
+
+    return find_checkpoints(path)[0]
 
 
 def read_trained(
@@ -295,7 +314,7 @@ def read_trained(
     Raises:
         CheckpointError: missing, corrupt, or not from hetmem; ConfigError: bad overrides.
     """
-    from hetmem.train.checkpoint import read_checkpoint
+    from hetmem.train.checkpoint import check_compatible, load_weights, read_checkpoint
 
     path = find_checkpoint(checkpoint)
     state = read_checkpoint(path)
@@ -317,14 +336,11 @@ def restore_model(state: dict[str, Any], cfg: TrainConfig, spec: Any, num_classe
     The backbone is built without ``init_from``: its weights come from the checkpoint, so the
     pretraining checkpoint it started from need not exist any more.
     """
-    from hetmem.train.checkpoint import check_compatible
+    from hetmem.train.checkpoint import check_compatible, load_weights
 
     model = build_classifier(cfg.model_copy(update={"init_from": None}), spec, num_classes)
     check_compatible(state, num_classes=num_classes, feature_dim=model.head.feature_dim, variant=cfg.variant, path=str(path))
-    try:
-        model.load_state_dict({k.removeprefix("model."): v for k, v in state["state_dict"].items()})
-    except RuntimeError as err:
-        raise CheckpointError(f"checkpoint {str(path)!r} does not fit this model: {str(err).splitlines()[1].strip()}") from None
+    load_weights(model, _model_weights(state), where=f"checkpoint {str(path)!r}")
     return model.eval()
 
 
@@ -376,6 +392,8 @@ def evaluate(
     from hetmem.train.module import ClassifierModule
 
     _quiet_lightning()
+    if eval_batch_size is not None and (isinstance(eval_batch_size, bool) or not isinstance(eval_batch_size, int) or eval_batch_size <= 0):
+        raise ConfigError(f"eval_batch_size must be a positive int, got {eval_batch_size!r}")
     overrides: dict[str, Any] = {}
     if eval_context is not None:
         overrides["hma"] = {"eval_context": eval_context}

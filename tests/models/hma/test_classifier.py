@@ -130,6 +130,20 @@ def test_bad_labels(tiny_backbone, labels, match):
         make_model(tiny_backbone)(batch()[0], labels)
 
 
+def test_a_refused_call_changes_no_state(tiny_backbone):
+    model = make_model(tiny_backbone, momentum=0.5).train()
+    model(*batch())
+    with torch.no_grad():  # the backbone moves away from its momentum copy, as after an optimiser step
+        for p in model.backbone.parameters():
+            p.add_(1.0)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ValueError, match="labels has 2 rows but the batch has 6"):
+        model(batch()[0], torch.tensor([0, 1]))
+    after = model.state_dict()
+    changed = [k for k in before if not torch.equal(before[k], after[k])]
+    assert changed == []  # before: the momentum encoder had taken its EMA step and BatchNorm its statistics
+
+
 def test_wrong_backbone_width_is_caught_by_the_head(tiny_backbone):
     tiny_backbone.feature_dim = 21  # lies about its width
     model = make_model(tiny_backbone)

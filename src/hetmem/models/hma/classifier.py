@@ -95,6 +95,9 @@ class HMAClassifier(nn.Module):
             labels = as_labels(labels, self.head.fc.weight.device, "HMAClassifier")
         if labels is not None and self.config.validate_inputs:
             check_labels(labels, self.config.num_classes, "HMAClassifier")
+        rows = x.shape[0] if isinstance(x, Tensor) else getattr(x, "num_graphs", None)  # known before any state changes
+        if labels is not None and rows is not None and labels.shape[0] != rows:
+            raise ValueError(f"HMAClassifier: labels has {labels.shape[0]} rows but the batch has {rows}")
         if self.writes_memory:
             if labels is None:
                 raise ValueError(
