@@ -254,7 +254,7 @@ def test_evaluate_a_multi_seed_run_scores_every_seed_and_their_mean(two_seed_run
 
 def test_report_says_which_figures_it_skipped_and_why(tmp_path, caplog):
     row = {"key": "k", "experiment": "ablation", "tiny": False, "seed": 0, "finished_at": "2025-01-01T00:00:00",
-           "cell": {"task": "digits", "backbone": "mlp", "variant": "hma"}, "config": {"task": "digits", "epochs": 1},
+           "cell": {"task": "digits", "backbone": "mlp", "variant": "hma", "v": 2}, "config": {"task": "digits", "epochs": 1},
            "machine": {"cores": 2, "cpu": "x", "torch_threads": 2}, "versions": {"torch": "2", "hetmem": "0"},
            "metrics": {"test": {"accuracy": 0.9}, "val": {"accuracy": 0.9}}, "checkpoint": str(tmp_path / "gone.ckpt")}
     (tmp_path / "s.jsonl").write_text(json.dumps(row) + "\n")

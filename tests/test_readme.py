@@ -1,5 +1,5 @@
 """Every example of README.md runs as written, at tiny scale: each ``hetmem ...`` command of its
-bash blocks (with the overrides below appended; later flags win) and each python block.
+bash blocks (with the overrides below appended; later flags win), then each python block.
 
 A command added to the README needs an entry in TINY: the flags that shrink it, or a reason in
 NEEDS_DOWNLOAD when it cannot run offline. Commands run in README order in one directory, so a
@@ -45,6 +45,13 @@ TINY: dict[str, list[str]] = {
     "hetmem pretrain --method massl --task digits --out runs/ssl": ["--epochs", "1", "--set", "progress=false"],
     "hetmem evaluate --checkpoint runs/ssl --knn": [],
     "hetmem train --task digits --init-from runs/ssl --freeze-backbone --variant hma --per-class 5": FAST,
+    "hetmem bench latency --threads 1": ["--batch-sizes", "1", "--repeats", "1", "--queue-size", "16", "--feature-dim", "8",
+                                         "--no-compile"],
+    "hetmem bench mosaics --threads 1": ["--dim", "16", "--num-layers", "1", "--num-heads", "2", "--vocab-size", "16",
+                                         "--seq-lens", "16", "--tokens", "64", "--decode-positions", "8",
+                                         "--decode-tokens", "2", "--repeats", "1"],
+    "hetmem predict --checkpoint runs/mine --input rows.npy": [],  # rows.npy / rows.csv: written below, runs/mine's input shape
+    "hetmem predict --checkpoint runs/mine --input rows.csv --out preds.npz --eval-context single": [],
 }
 NEEDS_DOWNLOAD: dict[str, str] = {}  # README command -> why it cannot run offline (the README must say so too)
 
@@ -84,8 +91,13 @@ def test_every_readme_example_runs_as_written(tmp_path, monkeypatch, capsys):
     yaml_blocks = _blocks("yaml")
     assert yaml_blocks, "the README's config example is gone"
     (tmp_path / "my.yaml").write_text(yaml_blocks[0])
-    for code in _blocks("python"):
-        exec(compile(code, "README.md", "exec"), {})  # noqa: S102  the README's own example
+    import numpy as np
+    import yaml
+
+    shape = (2, yaml.safe_load(yaml_blocks[0])["task_options"]["image_size"], 0)
+    rows = np.random.default_rng(0).random((3, shape[0] * shape[1] ** 2), dtype=np.float32)  # colored-mnist pixels
+    np.save(tmp_path / "rows.npy", rows)
+    np.savetxt(tmp_path / "rows.csv", rows, delimiter=",")
     for command in readme_commands():
         if command in NEEDS_DOWNLOAD:
             continue
@@ -97,3 +109,5 @@ def test_every_readme_example_runs_as_written(tmp_path, monkeypatch, capsys):
         captured = capsys.readouterr()
         log.info("%5.1fs  %s", time.perf_counter() - start, command)
         assert code == 0, f"README command {command!r} failed (exit {code}):\n{captured.err[-2000:]}"
+    for code in _blocks("python"):  # after the commands: an example may load the runs they made
+        exec(compile(code, "README.md", "exec"), {})  # noqa: S102  the README's own example
