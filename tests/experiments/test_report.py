@@ -88,9 +88,9 @@ def test_the_choice_prefers_recipes_whose_read_retrieves():
     rows = [_recipe_row("digits", "paper", 0, 0.95, lift=1.0), _recipe_row("digits", "retrieval", 0, 0.94, lift=8.0),
             _recipe_row("digits", "stable", 0, 0.93, lift=3.5)]
     text = "\n".join(_recipe_ranking(exp, rows))
-    assert "): `retrieval`." in text and "The best mean rank over all recipes is `paper` (1.00 vs 2.00)." in text
+    assert "first): `retrieval`." in text and "The best mean rank over all recipes is `paper` (1.00 vs 2.00)." in text
     no_retrieval = [{**r, "diagnostics_history": [{"rma_lift": 1.0}]} for r in rows]
-    assert "(no recipe's queue read retrieves)): `paper`." in "\n".join(_recipe_ranking(exp, no_retrieval))
+    assert "(no recipe's queue read retrieves); a tie goes to the recipe listed first): `paper`." in "\n".join(_recipe_ranking(exp, no_retrieval))
 
 
 def test_diagnostics_table_shows_the_last_epoch_mean_over_seeds():

@@ -67,7 +67,7 @@ RECIPES: dict[str, dict[str, Any]] = {
     "retrieval+labeldrop": {**_RETRIEVAL, "label_dropout": 0.25},  # + queue labels read as unknown 25% of the time
     "retrieval+dataslots": {**_RETRIEVAL, "slot_init": "data"},  # + slots seeded from the first rows of each class
 }
-DEFAULT_RECIPE = "retrieval"  # what HMAConfig's defaults are (tests check they agree)
+DEFAULT_RECIPE = "retrieval+labeldrop"  # what HMAConfig's defaults are (tests check they agree)
 DEFAULTS_TASKS = (  # (params, config layer): the offline suite, full data and five samples per class
     ({"task": "digits", "backbone": "mlp"}, {}),
     ({"task": "digits-5", "backbone": "mlp"}, {"task": "digits", "per_class": 5, "batch_size": 50, "epochs": 100, "val_every_n_epochs": 10}),

@@ -163,7 +163,7 @@ def _recipe_ranking(exp: Experiment, rows: list[dict[str, Any]]) -> list[str]:
     mean_rank = {k: statistics.fmean(v) for k, v in ranks.items()}
     mean_lift = {k: statistics.fmean(v) for k, v in lifts.items()}
     retrieving = [k for k in recipes if mean_lift.get(k, 0.0) >= RETRIEVAL_LIFT]
-    chosen = min(retrieving or recipes, key=lambda k: mean_rank[k])
+    chosen = min(retrieving or recipes, key=lambda k: mean_rank[k])  # a tie goes to the recipe listed first
     overall = min(recipes, key=lambda k: mean_rank[k])
     body = [[k, f"{mean_rank[k]:.2f}", " ".join(f"{x:g}" for x in ranks[k]),
              f"{mean_lift[k]:.2f}" if k in mean_lift else "–"] for k in recipes]
@@ -171,6 +171,7 @@ def _recipe_ranking(exp: Experiment, rows: list[dict[str, Any]]) -> list[str]:
         f"HMAConfig's defaults are recipe {DEFAULT_RECIPE!r}, not the one chosen: the defaults are stale.")
     rule = (f"the best mean rank among the recipes whose queue read retrieves (mean lift >= {RETRIEVAL_LIFT:g}, the goal "
             "of a memory that is read)" if retrieving else "the best mean rank (no recipe's queue read retrieves)")
+    rule += "; a tie goes to the recipe listed first"
     lines = ["", f"Mean rank over the {len(next(iter(ranks.values())))} tasks finished for every recipe (1 = best mean "
              "validation score; ties share a rank) and the mean queue-read lift on validation after the last epoch:",
              "", _md_table(["recipe", "mean rank", "rank per task", "queue lift"], body), "",

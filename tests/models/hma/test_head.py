@@ -9,7 +9,7 @@ D1, N = 16, 3
 
 # The mechanics below are tested on the paper's attention (features enter unprojected, dot
 # scores, whole-row keys, no LayerScale); the defaults' own options are tested at the end.
-PAPER_ATTENTION = {"width": None, "keys": "row", "scores": "dot", "layer_scale": None}
+PAPER_ATTENTION = {"width": None, "keys": "row", "scores": "dot", "layer_scale": None, "label_dropout": 0.0}
 
 
 def make_head(variant="hma", **kw):
@@ -209,8 +209,10 @@ def test_label_dropout_reads_labels_as_unknown_only_in_training():
     dropped = (rows == unknown).all(1)
     assert 5 < int(dropped.sum()) < 27
     assert not (head.eval().queue_rows()[:, D1:] == unknown).all(1).any()
-    with pytest.raises(ValueError, match="label_dropout needs queue_labels='read'"):
-        make_head(label_dropout=0.1, queue_labels="write")
+    written = filled(make_head(label_dropout=0.5, queue_labels="write"), n=32)  # embeddings stored at write time
+    rows = written.queue_rows()
+    dropped = (rows[:, D1:] == written.label_embed.weight[N]).all(1)
+    assert 5 < int(dropped.sum()) < 27 and torch.equal(rows[:, :D1], written.queue.read()[0][:, :D1])
 
 
 def test_leave_one_out_hides_a_rows_own_earlier_copy():

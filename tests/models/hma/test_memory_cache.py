@@ -66,7 +66,7 @@ def test_cached_predictions_follow_every_change(tiny_backbone, trigger):
     TRIGGERS[trigger](model)
     after = predict(model, x)
     assert model.head._memory_cache.misses == misses + 1, "the change was not seen"
-    assert not torch.allclose(after, before, atol=1e-4), "the trigger should change the predictions"
+    assert not torch.equal(after, before), "the trigger should change the predictions"
     assert torch.allclose(after, predict(model, x, cached=False), atol=1e-6)
 
 

@@ -60,11 +60,11 @@ PRESETS: dict[str, dict[str, Any]] = {
 class HMAConfig:
     """Hyper-parameters of HMA.
 
-    The defaults are the ``retrieval`` recipe, chosen on validation by ``hetmem experiment
-    hma-defaults`` (RESULTS.md): a 128-wide head with LayerScale, whose queue read is a
-    similarity search (cosine scores, queries = keys on the features) fed by a momentum
-    encoder that keeps up with a short CPU run. ``HMAConfig.paper(...)`` gives the paper's
-    and its reference code's semantics.
+    The defaults are the ``retrieval+labeldrop`` recipe, chosen on validation by ``hetmem
+    experiment hma-defaults`` (RESULTS.md): a 128-wide head with LayerScale, whose queue read
+    is a similarity search (cosine scores, queries = keys on the features) fed by a momentum
+    encoder that keeps up with a short CPU run, a quarter of the queue's labels hidden in
+    training. ``HMAConfig.paper(...)`` gives the paper's and its reference code's semantics.
     """
 
     num_classes: int  # n: classes of the task; label index n is the extra 'unknown' class
@@ -82,7 +82,7 @@ class HMAConfig:
     keys: str = "features"  # RMA: queries and keys from the whole row ("row", paper) or one projection of the features ("features")
     slot_keys: str = "row"  # SMA: the same choice for the slot read
     leave_one_out: bool = False  # training: a row never reads queue rows written from the same input (tensor inputs)
-    label_dropout: float = 0.0  # training only: each queue row's label read as 'unknown' with this probability
+    label_dropout: float = 0.25  # training only: each queue row's label read as 'unknown' with this probability
     dropout: float = 0.1  # dropout in both attention blocks (0.1 in the paper)
     momentum: float = 0.9  # lambda of the momentum encoder that writes the queue (MoCo: 0.999 over ~10^5 steps)
     momentum_buffers: str = "ema"  # momentum encoder's BatchNorm buffers: ema | copy | keep
@@ -132,8 +132,6 @@ class HMAConfig:
             if getattr(self, name) not in allowed:
                 raise ValueError(f"HMAConfig: {name} must be one of {allowed}, got {getattr(self, name)!r}")
 
-        if self.label_dropout > 0 and self.queue_labels == "write":
-            raise ValueError("HMAConfig: label_dropout needs queue_labels='read' (written label embeddings cannot be dropped)")
 
     @classmethod
     def from_preset(cls, preset: str, **fields: Any) -> HMAConfig:

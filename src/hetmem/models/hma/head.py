@@ -145,11 +145,14 @@ class HMAHead(nn.Module):
         if self.queue is None:
             return None
         rows, labels = self.queue.read()  # (M1, D1 or D), (M1,)
-        if self.config.queue_labels == "write":
-            return rows
         p = self.config.label_dropout
-        if self.training and p > 0:
-            dropped = torch.rand(labels.shape, device=labels.device) < p  # (M1,)
+        dropped = torch.rand(labels.shape, device=labels.device) < p if self.training and p > 0 else None  # (M1,)
+        if self.config.queue_labels == "write":  # the embedding was stored: replace it where dropped
+            if dropped is not None:
+                unknown = self.label_embed.weight[self.num_classes].to(rows.dtype)  # (D2,)
+                rows = torch.cat([rows[:, : self.width], torch.where(dropped[:, None], unknown, rows[:, self.width :])], dim=1)
+            return rows
+        if dropped is not None:
             labels = labels.masked_fill(dropped, self.num_classes)
         return torch.cat([self.proj(rows), self.label_embed(labels)], dim=1)  # (M1, D)
 
