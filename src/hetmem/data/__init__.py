@@ -5,7 +5,7 @@ Importing this package registers every task; heavy dependencies (scikit-learn, m
 torch_geometric, ogb, rdkit) are imported only when a task is loaded.
 """
 
-from hetmem.data import cifar, images, molecules, ogb, regbench, shakespeare, tabular, tu  # noqa: F401  (registration)
+from hetmem.data import cifar, images, molecules, ogb, regbench, shakespeare, tabular, three_moons, tu  # noqa: F401  (registration)
 from hetmem.data.task import (
     DataError,
     TaskData,

@@ -26,10 +26,10 @@ import numpy as np
 import torch
 
 from hetmem.data.sequence import Batches, SequenceTaskData, TokenSequences
-from hetmem.data.task import DataError, register_task
+from hetmem.data.task import DataError, default_root, register_task
 from hetmem.errors import ConfigError, DataNotFoundError
 
-__all__ = ["SDIST", "UNKNOWN", "CharVocab", "corpus_path", "fetch_corpus", "read_corpus", "load_shakespeare"]
+__all__ = ["SDIST", "UNKNOWN", "CharVocab", "corpus_path", "fetch_corpus", "read_corpus", "position_windows", "load_shakespeare"]
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +140,22 @@ def _windows(data: np.ndarray, seq_len: int, count: int, offset: int = 0, stride
     slots = np.linspace(0, len(data) - seq_len - 1, count * stride).astype(np.int64)
     starts = slots[offset::stride][:count]
     return TokenSequences([{"idx": data[s : s + seq_len], "targets": data[s + 1 : s + seq_len + 1]} for s in starts], shuffle=False)
+
+
+def position_windows(cfg, *, split: str, length: int, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``count`` evenly spaced windows of ``length`` characters of Milton (``split="milton"``)
+    or of the held-out plays (``"plays"``), encoded as the run of ``cfg`` encodes them.
+
+    Returns:
+        ``(idx, targets)``, each (count, length) long.
+    """
+    plays, milton = read_corpus(fetch_corpus(cfg.data_root or default_root(), download=False))
+    held = cfg.task_options.get("val_plays", ("hamlet", "tempest"))
+    vocab = CharVocab("\n\n".join(t for p, t in plays.items() if p not in held))
+    text = "\n\n".join(milton.values()) if split == "milton" else "\n\n".join(plays[p] for p in held)
+    windows = _windows(vocab.encode(text), length, count)
+    batch = windows.batch(seed=0, epoch=0, index=0, batch_size=count)
+    return batch["idx"], batch["targets"]
 
 
 @register_task("shakespeare", offline=False, kind="sequence")

@@ -84,7 +84,7 @@ TASK_DEFAULTS["shakespeare"] = {  # 10 epochs of 40 steps, T = 128, d = 128 (mea
     "epochs": 10,
     "batch_size": 32,
     "optim": {**_ADAMW, "lr": 3e-3, "scheduler": "cosine", "warmup_epochs": 1, "min_lr": 1e-4},
-    "backbone_options": {"dim": 128, "num_heads": 4, "num_layers": 2},
+    "backbone_options": {"dim": 128, "num_heads": 4, "num_layers": 2, "dropout": 0.0},
 }
 TASK_DEFAULTS["three-moons"] = {  # thesis App. B.1 at half scale: T = 400, batch 16, 500 steps, lr 1e-2 -> 5e-6 linear
     "backbone": "moon",

@@ -22,7 +22,7 @@ from hetmem.train.objectives import OBJECTIVES
 from hetmem.train.optim import lr_factor, make_optimizer
 from hetmem.train.resume import ExactResumeMixin
 
-__all__ = ["SequenceLoader", "SequenceModule", "decay_groups"]
+__all__ = ["SequenceLoader", "SequenceModule"]
 
 
 class SequenceLoader:
@@ -69,16 +69,6 @@ class SequenceLoader:
         skip, self._skip = self._skip, 0
         for index in range(skip, len(self)):
             yield self.split.batch(seed=self.seed, epoch=self.epoch, index=index, batch_size=self.batch_size)
-
-
-def decay_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """Two parameter groups: weight decay on matrices and embeddings (dim >= 2), none on
-    scalars, vectors and norms (the Memory Mosaics recipe, thesis App. B.3)."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    return [
-        {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
-        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
-    ]
 
 
 class SequenceModule(ExactResumeMixin, pl.LightningModule):
@@ -154,7 +144,8 @@ class SequenceModule(ExactResumeMixin, pl.LightningModule):
     # ----- optimisation ------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
         o = self.cfg.optim
-        opt = make_optimizer(o, decay_groups(self.model, o.weight_decay))
+        groups = getattr(self.model, "optim_groups", None)  # the language models decay matrices only (thesis App. B.3)
+        opt = make_optimizer(o, groups(o.weight_decay) if groups else [p for p in self.model.parameters() if p.requires_grad])
         if o.scheduler == "none" and o.warmup_epochs == 0:
             return opt
         steps = self.task.train.num_batches(self.cfg.batch_size)  # optimiser steps per epoch
