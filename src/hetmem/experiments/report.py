@@ -262,6 +262,10 @@ def build_report(
                           "the checkpoint and the epoch it picked in each seed (0 = after the first epoch):", "", split]
         elif exp.kind == "massl":
             parts += _massl_tables(exp, rows)
+        elif exp.kind == "sequence":
+            from hetmem.experiments.sequence_report import sequence_section
+
+            parts += sequence_section(exp.name, rows, fig_dir, rel)
         elif exp.kind == "inference":
             parts += [_inference_table(rows), "", "Accuracy (mean ± std over seeds) at each test batch size; "
                       "'agreement' is the smallest fraction of test predictions equal to those made one sample at a time."]
