@@ -5,7 +5,8 @@ from hetmem.experiments.grids import EXPERIMENTS, get_experiment
 from hetmem.train.pretrain import resolve_pretrain_config
 from hetmem.train.config import resolve_config
 
-NAMES = ["colored-mnist", "ablation", "molecules-ood", "memory-sweep", "capacity", "scarcity", "inference", "efficiency", "massl"]
+NAMES = ["colored-mnist", "ablation", "molecules-ood", "memory-sweep", "capacity", "scarcity", "inference", "efficiency", "massl",
+         "moons", "regbench", "charlm"]
 
 
 def resolve(cell):
@@ -59,3 +60,18 @@ def test_massl_pretrains_before_its_low_shot_cells():
     stages = [c.params["stage"] for c in get_experiment("massl").cells(False)]
     assert stages == sorted(stages, key=lambda s: s != "pretrain")  # every pretraining first
     assert stages.count("pretrain") == 2 * 3 and stages.count("lowshot") == 2 * 3 * 2
+
+
+def test_regbench_gives_every_number_of_languages_the_same_steps():
+    import math
+
+    cells = get_experiment("regbench").cells(False)
+    assert sorted({c.params["train_languages"] for c in cells}) == [100, 500, 1000]
+    assert {c.params["model"] for c in cells} == {"mosaic", "gpt"}
+    steps = {(cfg := resolve_config(*c.layers)).epochs * math.ceil(c.params["train_languages"] / cfg.batch_size) for c in cells}
+    assert steps == {320}
+
+
+def test_moons_compares_one_and_three_heads():
+    cfgs = [resolve_config(*c.layers) for c in get_experiment("moons").cells(False)]
+    assert [c.backbone_options["num_heads"] for c in cfgs] == [1, 3] and {c.backbone for c in cfgs} == {"moon"}
