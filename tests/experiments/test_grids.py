@@ -72,6 +72,9 @@ def test_regbench_gives_every_number_of_languages_the_same_steps():
     assert steps == {320}
 
 
-def test_moons_compares_one_and_three_heads():
-    cfgs = [resolve_config(*c.layers) for c in get_experiment("moons").cells(False)]
-    assert [c.backbone_options["num_heads"] for c in cfgs] == [1, 3] and {c.backbone for c in cfgs} == {"moon"}
+def test_moons_compares_one_and_three_heads_at_two_lengths_of_training():
+    cells = get_experiment("moons").cells(False)
+    cfgs = [resolve_config(*c.layers) for c in cells]
+    assert [(c.params["heads"], c.params["steps"]) for c in cells] == [(1, 500), (3, 500), (1, 1500), (3, 1500)]
+    assert [c.backbone_options["num_heads"] for c in cfgs] == [1, 3, 1, 3] and {c.backbone for c in cfgs} == {"moon"}
+    assert [c.epochs * c.task_options.get("steps_per_epoch", 50) for c in cfgs] == [500, 500, 1500, 1500]

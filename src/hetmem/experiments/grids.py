@@ -308,9 +308,9 @@ EXPERIMENTS: dict[str, Experiment] = {
             "Three moons: predictive disentanglement with 1 vs 3 memory heads (Memory Mosaics)",
             "Does a 3-head contextual memory split the three moons into one memory each and predict the held-out "
             "periods accurately after max(p_k) steps of context, while one head must wait for the lcm? (thesis Figs. 3.5, 3.6, B.1)",
-            "half of the thesis scale: T = 400, batch 16, 500 AdamW steps (lr 1e-2 -> 5e-6 linear, clipped loss), "
-            "held-out periods 22.2 / 44.4 / 66.7 steps (lcm 133.3); 25-step rollouts from 512 held-out sequences at "
-            "every 4th context length",
+            "half of the thesis scale: T = 400, batch 16 (thesis 800, 64), 500 or 1,500 AdamW steps of 50 per epoch "
+            "(lr 1e-2 -> 5e-6 linear, clipped loss; the checkpoint with the best one-step validation loss), held-out "
+            "periods 22.2 / 44.4 / 66.7 steps (lcm 133.3); 25-step rollouts from 512 held-out sequences at every 4th context length",
             moons_cells,
             kind="sequence",
         ),

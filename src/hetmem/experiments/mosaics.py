@@ -17,10 +17,11 @@ from typing import Any
 
 import torch
 
-__all__ = ["moons_cells", "regbench_cells", "charlm_cells", "sequence_study", "MOON_HEADS", "REGBENCH_LANGUAGES",
+__all__ = ["MOON_STEPS", "moons_cells", "regbench_cells", "charlm_cells", "sequence_study", "MOON_HEADS", "REGBENCH_LANGUAGES",
            "REGBENCH_STEPS", "SEQUENCE_MODEL_NAMES"]
 
 MOON_HEADS = (1, 3)
+MOON_STEPS = (500, 1500)  # the thesis's 500 (with 4x the batch and 2x the length), and 3x that at half scale
 REGBENCH_LANGUAGES = (100, 500, 1000)
 REGBENCH_STEPS = 320  # optimiser steps per run, the same for every number of languages
 SEQUENCE_MODEL_NAMES = ("mosaic", "gpt")
@@ -38,7 +39,8 @@ def _cells(params_and_layers: list[tuple[dict[str, Any], dict[str, Any]]], tiny:
 
 def moons_cells(tiny: bool) -> list[Any]:
     return _cells(
-        [({"heads": h}, {"task": "three-moons", "backbone": "moon", "backbone_options": {"num_heads": h}}) for h in MOON_HEADS],
+        [({"heads": h, "steps": n}, {"task": "three-moons", "backbone": "moon", "backbone_options": {"num_heads": h}, "epochs": n // 50})
+         for n in MOON_STEPS for h in MOON_HEADS],
         tiny,
         {"epochs": 1, "batch_size": 4, "task_options": {"seq_len": 48, "steps_per_epoch": 2, "eval_batches": 1}},
     )

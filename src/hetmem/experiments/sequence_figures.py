@@ -35,12 +35,13 @@ def moons_error_figure(rows: list[dict[str, Any]], path: Path) -> Path:
     """25-step rollout error against context length, one line per head count (thesis Figs. 3.5/3.6)."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7.5, 4))
-    by_heads: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    by: dict[tuple[int, int], list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
-        by_heads[r["cell"]["heads"]].append(r["study"])
-    for heads in sorted(by_heads):
-        studies = by_heads[heads]
-        _band(ax, studies[0]["context"], [s["rollout_error"] for s in studies], f"{heads} head{'s' if heads > 1 else ''}")
+        by[(r["cell"]["heads"], r["cell"].get("steps", 500))].append(r["study"])
+    for heads, steps in sorted(by, key=lambda k: (k[1], k[0])):
+        studies = by[(heads, steps)]
+        _band(ax, studies[0]["context"], [s["rollout_error"] for s in studies], f"{heads} head{'s' if heads > 1 else ''}, {steps} steps")
+    ax.set_yscale("log")
     study = rows[0]["study"]
     for p in study["periods_steps"]:
         ax.axvline(p, color="gray", ls=":", lw=1)
@@ -56,12 +57,12 @@ def moons_error_figure(rows: list[dict[str, Any]], path: Path) -> Path:
 def moons_weights_figure(rows: list[dict[str, Any]], path: Path) -> Path:
     """|W_phi|, |W_psi|, |W_z| (3 x 3 complex-unit moduli) of seed 0 of each head count (thesis Fig. B.1)."""
     plt = _plt()
-    chosen = {r["cell"]["heads"]: r for r in sorted(rows, key=lambda r: -r["seed"])}  # the lowest seed of each
-    heads = sorted(chosen)
-    fig, axes = plt.subplots(len(heads), 3, figsize=(8, 2.7 * len(heads)), squeeze=False)
+    chosen = {(r["cell"]["heads"], r["cell"].get("steps", 500)): r for r in sorted(rows, key=lambda r: -r["seed"])}  # lowest seed of each
+    keys = sorted(chosen, key=lambda k: (k[1], k[0]))
+    fig, axes = plt.subplots(len(keys), 3, figsize=(8.5, 2.7 * len(keys)), squeeze=False)
     names = {"key": "|W_φ| (keys)", "value": "|W_ψ| (values)", "out": "|W_z| (output)"}
-    for i, h in enumerate(heads):
-        study = chosen[h]["study"]
+    for i, (h, steps) in enumerate(keys):
+        study = chosen[(h, steps)]["study"]
         for j, name in enumerate(names):
             m = np.array(study["moduli"][name])
             ax = axes[i][j]
@@ -69,7 +70,8 @@ def moons_weights_figure(rows: list[dict[str, Any]], path: Path) -> Path:
             for (a, b), v in np.ndenumerate(m):
                 ax.text(b, a, f"{v:.2f}", ha="center", va="center", color="w" if v < m.max() / 2 else "k", fontsize=8)
             ax.set_xticks(range(3)), ax.set_yticks(range(3))
-            ax.set_title(f"{h} head{'s' if h > 1 else ''}: {names[name]}\npermutation mass {study['permutation_mass'][name]:.2f}", fontsize=9)
+            ax.set_title(f"{h} head{'s' if h > 1 else ''}, {steps} steps, seed {chosen[(h, steps)]['seed']}: {names[name]}\n"
+                         f"permutation mass {study['permutation_mass'][name]:.2f}", fontsize=8)
             fig.colorbar(im, ax=ax, fraction=0.046)
     return _save(fig, path)
 
