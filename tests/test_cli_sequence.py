@@ -60,7 +60,8 @@ def test_generate_continues_the_prompt(shakespeare_run, capsys):
 @pytest.mark.parametrize("args, match", [
     (["--tokens", "0"], "--tokens must be a positive int"),
     (["--prompt", ""], "the prompt is empty"),
-    (["--top-k", "0"], "--top-k must be a positive int"),
+    (["--top-k", "0"], "top_k must be >= 1"),
+    (["--temperature", "-1"], "temperature must be >= 0"),
 ])
 def test_generate_bad_input_is_one_line(shakespeare_run, capsys, args, match):
     _, out = shakespeare_run

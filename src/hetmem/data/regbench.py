@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from hetmem.data.dfa import DFA, NUM_SYMBOLS, sample_dfas
-from hetmem.data.sequence import SequenceTaskData, TokenSequences
+from hetmem.data.sequence import SequenceTaskData, TokenSequences, check_positive_options
 from hetmem.data.task import register_task
 from hetmem.errors import ConfigError
 
@@ -107,11 +107,8 @@ def load_regbench(
         max_nodes, max_edges: states ``U{2..max_nodes-1}``, out-degree ``U{1..min(max_edges, n)-1}``.
         eval_seed: draws the held-out DFAs and their sequences (the same for every run).
     """
-    for name, value in (("num_languages", num_languages), ("num_val_languages", num_val_languages),
-                        ("num_test_languages", num_test_languages), ("max_string_len", max_string_len),
-                        ("min_strings", min_strings)):
-        if not isinstance(value, int) or value <= 0:
-            raise ConfigError(f"task option '{name}' of regbench must be a positive int, got {value!r}")
+    check_positive_options("regbench", num_languages=num_languages, num_val_languages=num_val_languages,
+                           num_test_languages=num_test_languages, max_string_len=max_string_len, min_strings=min_strings)
     if max_string_len < 2:
         raise ConfigError(f"task option 'max_string_len' of regbench must be at least 2 (strings of 0 to max_string_len - 1 symbols), got {max_string_len}")
     if not isinstance(num_iid, int) or num_iid < 0:

@@ -31,6 +31,7 @@ from torch import Tensor
 
 __all__ = [
     "IGNORE",
+    "check_positive_options",
     "BatchSplit",
     "SequenceTaskData",
     "TokenSequences",
@@ -45,6 +46,22 @@ def split_rng(seed: int, epoch: int, index: int, stream: int = 0) -> np.random.G
     """The random stream of one training batch (``stream`` 0) or of an epoch's batch plan
     (``stream`` 1): a function of its arguments only."""
     return np.random.default_rng([stream, seed % (1 << 32), epoch, index])
+
+
+def check_positive_options(task: str, **options: Any) -> None:
+    """Raises ConfigError naming the first option that is not a positive int (a bool is not one).
+
+    Example:
+        >>> check_positive_options("demo", seq_len=0)
+        Traceback (most recent call last):
+        ...
+        hetmem.errors.ConfigError: task option 'seq_len' of demo must be a positive int, got 0
+    """
+    from hetmem.errors import ConfigError
+
+    for name, value in options.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise ConfigError(f"task option '{name}' of {task} must be a positive int, got {value!r}")
 
 
 class BatchSplit(Protocol):

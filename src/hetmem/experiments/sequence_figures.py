@@ -16,7 +16,14 @@ from hetmem.experiments.figures import _plt
 __all__ = ["moons_error_figure", "moons_weights_figure", "regbench_figure", "position_loss_figure"]
 
 
-def _save(fig: Any, path: Path) -> Path:
+def _save(fig: Any, path: Path, ax: Any = None, *, xlabel: str = "", ylabel: str = "", title: str = "") -> Path:
+    """Labels ``ax`` (when given: axis labels, title, grid, legend), then writes the figure."""
+    if ax is not None:
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -46,12 +53,8 @@ def moons_error_figure(rows: list[dict[str, Any]], path: Path) -> Path:
     for p in study["periods_steps"]:
         ax.axvline(p, color="gray", ls=":", lw=1)
     ax.axvline(study["lcm_steps"], color="k", ls="--", lw=1, label=f"lcm = {study['lcm_steps']:.1f}")
-    ax.set_xlabel("context length (steps); dotted: the held-out periods")
-    ax.set_ylabel(f"mean |x̂ - x| over {study['rollout_steps']} generated steps")
-    ax.set_title("Three moons, held-out periods (1, 2, 3)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    return _save(fig, path)
+    return _save(fig, path, ax, xlabel="context length (steps); dotted: the held-out periods",
+                 ylabel=f"mean |x̂ - x| over {study['rollout_steps']} generated steps", title="Three moons, held-out periods (1, 2, 3)")
 
 
 def moons_weights_figure(rows: list[dict[str, Any]], path: Path) -> Path:
@@ -117,9 +120,5 @@ def position_loss_figure(rows: list[dict[str, Any]], path: Path, smooth: int = 8
         _band(ax, np.arange(len(curves[0])) + (smooth - 1) / 2, curves, "Memory Mosaic" if model == "mosaic" else "GPT")
     T = rows[0]["study"]["train_len"]
     ax.axvline(T, color="k", ls="--", lw=1, label=f"training length T = {T}")
-    ax.set_xlabel("position in the Milton window (characters)")
-    ax.set_ylabel(f"cross-entropy (nats/char), {smooth}-position mean")
-    ax.set_title("Out of distribution: Milton, models trained on Shakespeare")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    return _save(fig, path)
+    return _save(fig, path, ax, xlabel="position in the Milton window (characters)", ylabel=f"cross-entropy (nats/char), {smooth}-position mean",
+                 title="Out of distribution: Milton, models trained on Shakespeare")

@@ -74,17 +74,14 @@ def generate_text(
         seed: seeds the sampling.
 
     Raises:
-        ConfigError: an empty prompt, a bad count, temperature or top_k, a character outside
-            the vocabulary. ValueError: a GPT asked for more positions than its block size.
+        ConfigError: an empty prompt, a count below 1, a character outside the vocabulary.
+        ValueError: a negative temperature, top_k below 1, or a GPT asked for more positions
+            than its block size (the model's own checks).
     """
     if not prompt:
         raise ConfigError("the prompt is empty; generation needs at least one character to start from")
     if max_new_tokens < 1:
         raise ConfigError(f"--tokens must be a positive int, got {max_new_tokens}")
-    if temperature < 0:
-        raise ConfigError(f"--temperature must be >= 0, got {temperature}")
-    if top_k is not None and top_k < 1:
-        raise ConfigError(f"--top-k must be a positive int, got {top_k}")
     model, vocab, _ = load_language_model(checkpoint)
     idx = _encode(prompt, vocab)
     generator = torch.Generator().manual_seed(seed)
