@@ -225,7 +225,10 @@ def _model_figures(rows: list[dict[str, Any]], fig_dir: Path) -> list[Path]:
         if r["cell"].get("variant") == "hma" and r["seed"] == 0 and ckpt and Path(ckpt).is_file() and r["config"]["task"] in ("mnist", "digits"):
             model, _, task, _ = load_trained(ckpt)
             return [tsne_figure(model, task, fig_dir / "tsne.png"), attention_figure(model, task, fig_dir / "attention.png")]
-    return []
+    kept = [fig_dir / name for name in ("tsne.png", "attention.png") if (fig_dir / name).is_file()]
+    if kept:  # the checkpoints are not on this machine (e.g. a store merged from elsewhere): keep the figures drawn from them
+        log.info("no HMA checkpoint of the store here; keeping %s", ", ".join(str(k) for k in kept))
+    return kept
 
 
 def build_report(
