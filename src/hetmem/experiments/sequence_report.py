@@ -59,15 +59,17 @@ def _moons(rows: list[dict[str, Any]], fig_dir: Path, rel: Callable) -> list[str
         late[(heads, steps)] = buckets[:, 3]
         mass[(heads, steps)] = [statistics.fmean(r["study"]["permutation_mass"].values()) for r in group]
         body.append([str(heads), f"{steps:,}", str(group[0]["study"]["num_parameters"]), _cell([r["metrics"]["test"]["loss"] for r in group]),
-                     *[_cell(list(buckets[:, i])) for i in range(len(labels))], _cell(mass[(heads, steps)])])
+                     *[_cell(list(buckets[:, i])) for i in range(len(labels))], _cell(mass[(heads, steps)]),
+                     ", ".join(str(r.get("best_epoch")) for r in sorted(group, key=lambda r: r["seed"]))])
     header = ["heads", "steps", "params", "test loss (clipped)", *[f"25-step error, context {lab}" for lab in labels],
-              "permutation mass of |W| (mean of 3 maps)"]
+              "permutation mass of |W| (mean of 3 maps)", "epoch picked per seed"]
     parts = [_md_table(header, body), "",
              f"Held-out periods {', '.join(f'{v:.1f}' for v in p)} steps, lcm {lcm:.1f}; the 25-step error is the mean |x̂ − x| "
              "of autoregressive rollouts (predictions fed back), averaged over the context lengths in each range (a model whose "
              "maps amplify can diverge in a rollout from a short context, hence errors above 1); the permutation mass is the "
              "share of Σ|W_ij| (moduli of the 3 × 3 complex units) on the best permutation: 1 for a permutation matrix, 1/3 for "
-             "a uniform one (our number, not the thesis's)."]
+             "a uniform one (our number, not the thesis's). The checkpoint is the one with the best one-step validation loss "
+             "(epochs of 50 steps, 0-based)."]
     verdicts = []
     for steps in sorted({k[1] for k in by}):
         if (1, steps) in late and (3, steps) in late:
