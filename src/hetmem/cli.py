@@ -19,7 +19,57 @@ log = logging.getLogger("hetmem")
 
 
 # ----- bench -----------------------------------------------------------------------------
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        values = ()
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 256,1024, got {text!r}")
+    return values
+
+
+def _bench_mosaics(args: argparse.Namespace) -> int:
+    from hetmem.benchmarks.mosaics import MosaicsBenchConfig, bench_mosaics
+
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ValueError(f"--threads must be a positive int, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
+    cfg = MosaicsBenchConfig(
+        dim=args.dim, num_heads=args.num_heads, num_layers=args.num_layers, vocab_size=args.vocab_size,
+        seq_lens=args.seq_lens, tokens=args.tokens, decode_positions=args.decode_positions,
+        decode_tokens=args.decode_tokens, repeats=args.repeats, profile=args.profile, device=args.device,
+    )
+    result = bench_mosaics(cfg)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    params = result["params"]
+    print(f"Memory Mosaic ({params['mosaic']:,} params) vs GPT ({params['gpt']:,} params): d={cfg.dim} H={cfg.num_heads} "
+          f"L={cfg.num_layers} V={cfg.vocab_size}, {result['torch_threads']} torch thread(s), device {cfg.device}")
+    print("training step (forward+backward, dropout 0), min / median of the repeats; peak memory of one step")
+    for T, row in result["train"].items():
+        mm, gpt = row["mosaic"], row["gpt"]
+        print(f"  T={T:>5s} B={row['batch_size']:<3d} mosaic {mm['min_s'] * 1e3:7.1f} / {mm['median_s'] * 1e3:7.1f} ms  "
+              f"gpt {gpt['min_s'] * 1e3:7.1f} / {gpt['median_s'] * 1e3:7.1f} ms  ratio {row['ratio']:.2f}  "
+              f"peak MB {mm['peak_mb']:.0f} vs {gpt['peak_mb']:.0f}")
+    print("generation, batch 1, tokens/s after a prompt of P tokens: cached (recomputing the prefix)")
+    for P, row in result["decode"].items():
+        print("  P={:>5s}  ".format(P) + "  ".join(
+            f"{name} {row[name]['cached_tokens_per_s']:7.1f} ({row[name]['recompute_tokens_per_s']:6.1f})" for name in ("mosaic", "gpt")))
+    flat = result["decode_flatness"]
+    print(f"  cached tokens/s at the longest / shortest prompt: mosaic {flat['mosaic']:.2f}, gpt {flat['gpt']:.2f} (1.00 = flat)")
+    for row in result.get("profile", []):
+        print(f"  profile: {row['op'][:60]:60s} {row['self_ms']:8.1f} ms  {row['share'] * 100:5.1f}%  {row['calls']} calls")
+    return 0
+
+
 def _bench(args: argparse.Namespace) -> int:
+    if args.name == "mosaics":
+        return _bench_mosaics(args)
     from hetmem.benchmarks.rma import RMABenchConfig, bench_rma
 
     cfg = RMABenchConfig(
@@ -50,15 +100,25 @@ def _bench(args: argparse.Namespace) -> int:
 
 def _add_bench(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="benchmarks (not tests): time hetmem's fast paths against their references")
-    p.add_argument("name", choices=["rma"], help="rma: shared-projection RMA read vs the paper-literal formulation")
+    p.add_argument("name", choices=["rma", "mosaics"], help="rma: shared-projection RMA read vs the paper-literal formulation; "
+                   "mosaics: Memory Mosaic LM vs the same-size GPT (training step, cached generation, memory)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--queue-size", type=int, default=512)
-    p.add_argument("--feature-dim", type=int, default=512)
-    p.add_argument("--label-dim", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=256, help="(rma)")
+    p.add_argument("--queue-size", type=int, default=512, help="(rma)")
+    p.add_argument("--feature-dim", type=int, default=512, help="(rma)")
+    p.add_argument("--label-dim", type=int, default=64, help="(rma)")
     p.add_argument("--num-heads", type=int, default=4)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    p.add_argument("--dim", type=int, default=128, help="(mosaics) model width d")
+    p.add_argument("--num-layers", type=int, default=4, help="(mosaics)")
+    p.add_argument("--vocab-size", type=int, default=256, help="(mosaics)")
+    p.add_argument("--seq-lens", type=_int_list, default=(256, 1024), help="(mosaics) training-step lengths, e.g. 256,1024")
+    p.add_argument("--tokens", type=int, default=4096, help="(mosaics) tokens per training batch (B = tokens / T)")
+    p.add_argument("--decode-positions", type=_int_list, default=(64, 256, 1024), help="(mosaics) prompt lengths for generation")
+    p.add_argument("--decode-tokens", type=int, default=16, help="(mosaics) timed tokens per prompt length")
+    p.add_argument("--threads", type=int, help="(mosaics) torch threads (default: torch's choice)")
+    p.add_argument("--profile", action="store_true", help="(mosaics) list the operators that dominate a Memory Mosaic step")
     p.set_defaults(func=_bench)
 
 

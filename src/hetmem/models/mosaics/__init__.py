@@ -11,7 +11,9 @@ strictly causal SDPA reads), ``extractors`` (key and value extractors), ``cache`
 state), ``context`` (ContextMemory), ``persistent`` (PersistentMemory), ``block``
 (MosaicBlock), ``decoding`` (SequenceLM base, generate, loss_by_position), ``mosaic``
 (MosaicConfig, MemoryMosaicLM), ``gpt`` (GPTConfig, GPTLM: the same-size baseline),
-``registry`` (create_sequence_model), ``moons`` (the three-moons toy and its measures).
+``registry`` (create_sequence_model), ``moons`` (the three-moons toy and its measures),
+``v2_keys`` and ``v2_memory`` (optional Memory Mosaics v2 pieces: gated time-variant keys,
+adaptive bandwidth, short/long-term memory split, SwiGLU; no decoding cache).
 
 Relation to hetmem's attention and memory code: every read here is ``softmax(q k_i) v_i``
 as in :func:`hetmem.attention.memory_attention`, but none has its exact maths (that function
@@ -36,31 +38,42 @@ from hetmem.models.mosaics.mosaic import INIT_RECIPES, MemoryMosaicLM, MosaicCon
 from hetmem.models.mosaics.persistent import PersistentMemory, default_pmem_size
 from hetmem.models.mosaics.read import causal_attention, past_attention
 from hetmem.models.mosaics.registry import create_sequence_model, list_sequence_models, register_sequence_model
+from hetmem.models.mosaics.v2_keys import AdaptiveBandwidth, GatedLeakyKey, gated_leaky_average
+from hetmem.models.mosaics.v2_memory import LagMemory, MosaicV2Block, ShortLongMemory, SwiGLU, lag_mask, lagged_attention
 
 __all__ = [
     "EXP_SCALE",
+    "GPTLM",
     "INIT_RECIPES",
     "LEAKY_MODES",
+    "AdaptiveBandwidth",
     "ComplexLinear",
     "ContextCache",
     "ContextMemory",
     "GPTConfig",
-    "GPTLM",
+    "GatedLeakyKey",
     "GrowingBuffer",
     "KVCache",
     "KeyExtractor",
+    "LagMemory",
     "MemoryMosaicLM",
     "MoonMemory",
     "MosaicBlock",
     "MosaicConfig",
+    "MosaicV2Block",
     "PersistentCache",
     "PersistentMemory",
     "SequenceLM",
+    "ShortLongMemory",
+    "SwiGLU",
     "ValueExtractor",
     "causal_attention",
     "create_sequence_model",
     "default_pmem_size",
+    "gated_leaky_average",
     "generate",
+    "lag_mask",
+    "lagged_attention",
     "leaky_average",
     "leaky_matrix",
     "list_sequence_models",

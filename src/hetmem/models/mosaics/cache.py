@@ -7,7 +7,7 @@ official toy decoder leaves the stored values at zero):
 - the running leaky key sum (the key of step t depends on every earlier input),
 - the keys of every stored position (they are read by later queries),
 - the values of every position but the newest: v_t needs x_{t+1}, so it is completed (and
-  stored) only when the next input arrives, from the part ``a_t`` kept as ``pending``.
+  stored) only when the next input arrives, from the part of it kept as ``pending``.
 
 A persistent memory only needs its running leaky key sum. GPT needs keys, values and the
 position count.
@@ -67,7 +67,7 @@ class ContextCache:
     keys: GrowingBuffer = field(default_factory=GrowingBuffer)  # k_0 .. k_{n-1}
     values: GrowingBuffer = field(default_factory=GrowingBuffer)  # v_0 .. v_{n-2} (complete ones)
     leaky: Tensor | None = None  # (B, H, h) unnormalised leaky key sum at position n-1
-    pending: Tensor | None = None  # (B, H, 1, h) a_{n-1}: v_{n-1} = finish(a_{n-1} + b_n)
+    pending: Tensor | None = None  # (B, H, 1, h) the 'now' part of position n-1: v_{n-1} = finish(now_{n-1}, ahead_n)
 
     @property
     def length(self) -> int:

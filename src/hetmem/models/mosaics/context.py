@@ -10,7 +10,7 @@ by 1 / sqrt(h)), so the read is :func:`~hetmem.models.mosaics.read.past_attentio
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
@@ -18,7 +18,6 @@ from torch import Tensor, nn
 from hetmem.models.mosaics.cache import ContextCache
 from hetmem.models.mosaics._checks import check_heads
 from hetmem.models.mosaics.extractors import KeyExtractor, ValueExtractor
-from hetmem.models.mosaics.leaky import LeakyMode
 from hetmem.models.mosaics.read import past_attention
 
 __all__ = ["ContextMemory"]
@@ -43,7 +42,7 @@ class ContextMemory(nn.Module):
         resid_dropout: dropout after ``c_proj`` (``hd_dropout``, 0.05).
         value_kind: ``"mix"`` (official) or ``"conv2"`` (:class:`ValueExtractor`).
         bias: bias in the linear maps.
-        max_log_scale, leaky_mode, leaky_chunk, matrix_max_len: see :class:`KeyExtractor`.
+        **key_options: ``max_log_scale``, ``leaky_mode``, ``leaky_chunk`` of the :class:`KeyExtractor`.
 
     Shapes:
         x: (B, T, d) -> (B, T, d). With a :class:`ContextCache`, x is the next T positions of a
@@ -64,18 +63,12 @@ class ContextMemory(nn.Module):
         resid_dropout: float = 0.05,
         value_kind: Literal["mix", "conv2"] = "mix",
         bias: bool = False,
-        max_log_scale: float = 5.0,
-        leaky_mode: LeakyMode = "auto",
-        leaky_chunk: int = 64,
-        matrix_max_len: int = 1024,
+        **key_options: Any,
     ) -> None:
         super().__init__()
         check_heads("ContextMemory", dim, num_heads)
         self.attn_dropout = attn_dropout
-        self.key = KeyExtractor(
-            dim, num_heads, scale_power=1, bias=bias, max_log_scale=max_log_scale,
-            leaky_mode=leaky_mode, leaky_chunk=leaky_chunk, matrix_max_len=matrix_max_len,
-        )
+        self.key = KeyExtractor(dim, num_heads, scale_power=1, bias=bias, **key_options)
         self.value = ValueExtractor(dim, num_heads, kind=value_kind, bias=bias)
         self.c_proj = nn.Linear(dim, dim, bias=bias)  # W_z, the combining layer
         self.resid_drop = nn.Dropout(resid_dropout)
@@ -85,17 +78,16 @@ class ContextMemory(nn.Module):
         if T == 0:
             raise ValueError("ContextMemory: the sequence is empty (T = 0)")
         keys, leaky = self.key(x, None if cache is None else cache.leaky)  # (B, H, T, h), (B, H, h)
-        a, b = self.value.parts(x)  # (B, H, T, h) each: v_bar_t = a_t + b_{t+1}
-        mixed = a[:, :, :-1] + b[:, :, 1:]  # (B, H, T-1, h): positions whose next input is here
+        now, ahead = self.value.parts(x)  # (B, H, T, h) each: v_t = finish(now_t, ahead_{t+1})
+        values = self.value.finish(now[:, :, :-1], ahead[:, :, 1:])  # (B, H, T-1, h): positions whose next input is here
         if cache is not None and cache.pending is not None:
-            mixed = torch.cat([cache.pending + b[:, :, :1], mixed], dim=2)  # completes v_{n-1}
-        values = self.value.finish(mixed)  # (B, H, n>0: T, else T-1, h)
+            values = torch.cat([self.value.finish(cache.pending, ahead[:, :, :1]), values], dim=2)  # completes v_{n-1}
         if cache is None:
             past_keys, past_values = keys[:, :, :-1], values
         else:
             cache.keys.append(keys)
             cache.values.append(values)
-            cache.leaky, cache.pending = leaky, a[:, :, -1:]
+            cache.leaky, cache.pending = leaky, now[:, :, -1:]
             past_keys, past_values = cache.keys.view()[:, :, :-1], cache.values.view()
         dropout_p = self.attn_dropout if self.training else 0.0
         y = past_attention(keys, past_keys, past_values, scale=1.0, dropout_p=dropout_p)  # (B, H, T, h)

@@ -16,15 +16,16 @@ from torch import Tensor, nn
 from hetmem.models.mosaics._checks import check_heads
 from hetmem.models.mosaics.leaky import LEAKY_MODES, LeakyMode, leaky_average
 
-__all__ = ["EXP_SCALE", "NORM_EPS", "VALUE_KINDS", "KeyExtractor", "ValueExtractor", "l2_normalize"]
+__all__ = ["EXP_SCALE", "NORM_EPS", "VALUE_KINDS", "KeyExtractor", "ValueExtractor", "scaled_l2_normalize"]
 
 EXP_SCALE = 10.0  # scalars are stored / 10 and used * 10 (official code: exp_param_scale)
 NORM_EPS = 1e-10  # L2-normalisation epsilon (nanoMosaics; the Library has none and NaNs on zero vectors)
 VALUE_KINDS: tuple[str, ...] = ("mix", "conv2")
 
 
-def l2_normalize(x: Tensor) -> Tensor:
-    return x / (x.norm(dim=-1, keepdim=True) + NORM_EPS)
+def scaled_l2_normalize(x: Tensor, scale: Tensor) -> Tensor:
+    """``scale[h] * x / (||x|| + 1e-10)`` along the last dim of (B, H, T, h), one big multiply."""
+    return x * (scale[:, None, None] / (x.norm(dim=-1, keepdim=True) + NORM_EPS))
 
 
 def _heads(x: Tensor, num_heads: int) -> Tensor:
@@ -42,7 +43,7 @@ class KeyExtractor(nn.Module):
             s_k^2), 2 for a persistent memory (its stored keys carry no scale).
         bias: bias in ``W_k`` (False in the official configs).
         max_log_scale: clamp of ``10 p_beta`` before ``exp`` (5: scores stay below fp16's max).
-        leaky_mode, leaky_chunk, matrix_max_len: how the leaky average is computed
+        leaky_mode, leaky_chunk: how the leaky average is computed
             (:func:`~hetmem.models.mosaics.leaky.leaky_average`).
 
     Parameters (spec table 2.2): ``W_k`` (d x d), ``leaky_key_beta`` p_lambda (H,) with decay
@@ -67,9 +68,8 @@ class KeyExtractor(nn.Module):
         scale_power: int = 1,
         bias: bool = False,
         max_log_scale: float = 5.0,
-        leaky_mode: LeakyMode = "auto",
-        leaky_chunk: int = 64,
-        matrix_max_len: int = 1024,
+        leaky_mode: LeakyMode = "chunked",
+        leaky_chunk: int = 16,
     ) -> None:
         super().__init__()
         check_heads("KeyExtractor", dim, num_heads)
@@ -80,7 +80,6 @@ class KeyExtractor(nn.Module):
         self.max_log_scale = max_log_scale
         self.leaky_mode = leaky_mode
         self.leaky_chunk = leaky_chunk
-        self.matrix_max_len = matrix_max_len
         self.W_k = nn.Linear(dim, dim, bias=bias)
         self.leaky_key_beta = nn.Parameter(torch.empty(num_heads))
         self.kernel_beta = nn.Parameter(torch.empty(num_heads))
@@ -105,9 +104,9 @@ class KeyExtractor(nn.Module):
     def forward(self, x: Tensor, state: Tensor | None = None) -> tuple[Tensor, Tensor]:
         raw = _heads(self.W_k(x), self.num_heads)  # (B, H, T, h)
         summed = leaky_average(
-            raw, self.decay, initial=state, mode=self.leaky_mode, chunk=self.leaky_chunk, matrix_max_len=self.matrix_max_len
+            raw, self.decay, initial=state, mode=self.leaky_mode, chunk=self.leaky_chunk
         )  # (B, H, T, h)
-        keys = l2_normalize(summed) * self.scale[:, None, None]  # (B, H, T, h)
+        keys = scaled_l2_normalize(summed, self.scale)  # (B, H, T, h)
         return keys, summed[:, :, -1]
 
     def extra_repr(self) -> str:
@@ -115,16 +114,16 @@ class KeyExtractor(nn.Module):
 
 
 class ValueExtractor(nn.Module):
-    """One-step look-ahead values: ``v_t = s_v * Norm(a_t + b_{t+1})`` per head.
+    """One-step look-ahead values: ``v_t = s_v * Norm(mix(now_t, ahead_{t+1}))`` per head.
 
-    ``kind="mix"`` (the official ``lowrlinearconv``): with ``u = W_v x``, a_t = c u_t and
-    b_t = (1 - c) u_t, i.e. ``v_bar_t = (1 - c) u_{t+1} + c u_t`` with one unconstrained
-    scalar c per head, init U(0, 1). (The thesis writes ``u_t + lambda_psi u_{t+1}``; after the
-    normalisation that is the case c = 1 / (1 + lambda_psi).) ``kind="conv2"`` (the official
-    ``linearconv`` with kernel 2): a_t = W_0 x_t, b_t = W_1 x_t, a full-rank convolution
-    (d^2 more parameters). s_v = exp(10 p_v), p_v init -0.5 / 10.
+    ``kind="mix"`` (the official ``lowrlinearconv``): now = ahead = u = W_v x and
+    ``v_bar_t = (1 - c) u_{t+1} + c u_t`` with one unconstrained scalar c per head, init
+    U(0, 1). (The thesis writes ``u_t + lambda_psi u_{t+1}``; after the normalisation that is
+    the case c = 1 / (1 + lambda_psi).) ``kind="conv2"`` (the official ``linearconv`` with
+    kernel 2): now = W_0 x, ahead = W_1 x and ``v_bar_t = W_0 x_t + W_1 x_{t+1}``, a full-rank
+    convolution (d^2 more parameters). Then s_v = exp(10 p_v), p_v init -0.5 / 10.
 
-    Splitting the value into a_t (known at t) and b_{t+1} (known one step later) is what lets
+    Splitting the value into a part known at t and a part known one step later is what lets
     the cached decoder finish v_t exactly when x_{t+1} arrives.
 
     Args:
@@ -133,13 +132,13 @@ class ValueExtractor(nn.Module):
         bias: bias in the projection.
 
     Shapes:
-        ``parts(x)``: x (B, T, d) -> a, b each (B, H, T, h);
-        ``finish(a_t + b_next)``: (B, H, T', h) -> values (B, H, T', h).
+        ``parts(x)``: x (B, T, d) -> now, ahead each (B, H, T, h);
+        ``finish(now[:, :, :-1], ahead[:, :, 1:])``: -> values (B, H, T-1, h) of positions 0..T-2.
 
     Example:
         >>> values = ValueExtractor(8, 2)
-        >>> a, b = values.parts(torch.randn(3, 5, 8))
-        >>> values.finish(a[:, :, :-1] + b[:, :, 1:]).shape  # the values of positions 0..3
+        >>> now, ahead = values.parts(torch.randn(3, 5, 8))
+        >>> values.finish(now[:, :, :-1], ahead[:, :, 1:]).shape  # the values of positions 0..3
         torch.Size([3, 2, 4, 4])
     """
 
@@ -173,16 +172,20 @@ class ValueExtractor(nn.Module):
             now, ahead = projected.chunk(2, dim=-1)  # (B, T, d) each: W_0 x, W_1 x
             return _heads(now, self.num_heads), _heads(ahead, self.num_heads)
         u = _heads(projected, self.num_heads)  # (B, H, T, h)
-        c = self.coef[:, None, None]
-        return c * u, (1 - c) * u
+        return u, u
 
-    def finish(self, mixed: Tensor) -> Tensor:
-        return l2_normalize(mixed) * self.scale[:, None, None]
+    def finish(self, now: Tensor, ahead_next: Tensor) -> Tensor:
+        """Values from the parts of positions t (now) and t + 1 (ahead_next), both (B, H, T', h)."""
+        if self.coef is None:
+            mixed = now + ahead_next
+        else:
+            mixed = torch.lerp(ahead_next, now, self.coef[:, None, None])  # (1 - c) u_{t+1} + c u_t
+        return scaled_l2_normalize(mixed, self.scale)
 
     def forward(self, x: Tensor) -> Tensor:
         """Values of every position (B, H, T, h); the last one sees a zero pad (never read)."""
-        a, b = self.parts(x)
-        return self.finish(a + F.pad(b[:, :, 1:], (0, 0, 0, 1)))
+        now, ahead = self.parts(x)
+        return self.finish(now, F.pad(ahead[:, :, 1:], (0, 0, 0, 1)))
 
     def extra_repr(self) -> str:
         return f"num_heads={self.num_heads}, kind={self.kind!r}"

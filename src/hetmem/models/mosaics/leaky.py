@@ -6,10 +6,13 @@
 
 Three exact ways to compute it, all tested equal:
 
+- ``"chunked"`` (default): the matrix form below inside chunks of C steps, and the chunks'
+  end states carried forward by the same leaky average over chunks (decay C b, applied
+  recursively): O(T C h) per head, no Python loop over T. Measured on a 2-core CPU (1 thread,
+  fwd+bwd, H = 4, h = 32): 2.9 ms vs 15 ms for the matrix at B = 8, T = 256 and 3.4 ms vs
+  84 ms at B = 2, T = 1024; the matrix's (H, T, T) elementwise work and its gradient dominate.
 - ``"matrix"``: one batched matmul with the (H, T, T) lower-triangular matrix
-  ``exp(-b (t - s))`` (what the official code does; O(T^2 h) per head).
-- ``"chunked"``: the same matrix inside chunks of C steps, plus a second, (T/C x T/C) matrix
-  that carries each chunk's end state forward: O(T C h + (T/C)^2 h), no Python loop over T.
+  ``exp(-b (t - s))`` (the official code's form; O(T^2 h) per head).
 - ``"recurrent"``: the recurrence step by step (a loop over T). The reference, and what the
   cached decoder does one token at a time.
 
@@ -27,8 +30,8 @@ from torch import Tensor
 
 __all__ = ["LEAKY_MODES", "LeakyMode", "leaky_average", "leaky_matrix"]
 
-LeakyMode = Literal["auto", "matrix", "chunked", "recurrent"]
-LEAKY_MODES: tuple[str, ...] = ("auto", "matrix", "chunked", "recurrent")
+LeakyMode = Literal["chunked", "matrix", "recurrent"]
+LEAKY_MODES: tuple[str, ...] = ("chunked", "matrix", "recurrent")
 
 
 def leaky_matrix(decay: Tensor, size: int) -> Tensor:
@@ -80,7 +83,7 @@ def _chunked(x: Tensor, decay: Tensor, chunk: int) -> Tensor:
     if N == 1:
         return local.reshape(B, H, C, h)[:, :, :T]
     ends = local[:, :, :, -1]  # (B, H, N, h): each chunk's own sum at its last step
-    carried = _per_head_matmul(leaky_matrix(decay * C, N), ends)  # (B, H, N, h): the full state at the end of chunk n
+    carried = _chunked(ends, decay * C, chunk)  # (B, H, N, h): the full state at the end of chunk n (a leaky average over chunks)
     before = torch.nn.functional.pad(carried[:, :, :-1], (0, 0, 1, 0))  # (B, H, N, h): state entering chunk n
     steps = torch.arange(1, C + 1, device=x.device, dtype=x.dtype)
     powers = torch.exp(-decay[:, None] * steps)  # (H, C): lambda^(i+1)
@@ -103,9 +106,8 @@ def leaky_average(
     decay: Tensor,
     *,
     initial: Tensor | None = None,
-    mode: LeakyMode = "auto",
-    chunk: int = 64,
-    matrix_max_len: int = 1024,
+    mode: LeakyMode = "chunked",
+    chunk: int = 16,
 ) -> Tensor:
     """Causal leaky sum ``y_t = sum_{s<=t} exp(-decay (t - s)) x_s`` per head (unnormalised).
 
@@ -114,10 +116,8 @@ def leaky_average(
         decay: (H,) decay rates b >= 0 (lambda = exp(-b)).
         initial: optional (B, H, h) state carried in from positions before ``x`` (the value of
             ``y`` one step before the first row); it adds ``lambda^(t+1) initial`` to row t.
-        mode: ``"matrix"``, ``"chunked"``, ``"recurrent"`` (see the module docstring) or
-            ``"auto"``: the matrix up to ``matrix_max_len`` steps, chunked beyond.
-        chunk: chunk length C of the chunked mode.
-        matrix_max_len: the longest T ``"auto"`` computes with the full matrix.
+        mode: ``"chunked"``, ``"matrix"`` or ``"recurrent"`` (see the module docstring).
+        chunk: chunk length C of the chunked mode (T <= C is the matrix form).
 
     Returns:
         (B, H, T, h).
@@ -138,10 +138,10 @@ def leaky_average(
     T = x.shape[2]
     if T == 0:
         return x
-    if mode == "auto":
-        mode = "matrix" if T <= matrix_max_len else "chunked"
     decay = decay.to(x.dtype)
-    if mode == "matrix":
+    if T == 1:  # one step (cached decoding): the sum is the input itself
+        out = x
+    elif mode == "matrix":
         out = _matrix(x, decay)
     elif mode == "chunked":
         out = _chunked(x, decay, chunk)

@@ -37,9 +37,8 @@ class MosaicConfig:
     init: str = "library"  # library: std 1/sqrt(fan_in), logits / sqrt(d); gpt2: std 0.02, no logit scale (nanoMosaics)
     weight_tying: bool = True  # head shares the embedding matrix
     max_log_key_scale: float = 5.0  # clamp of log s_k (fp16-safe scores <= e^10)
-    leaky_mode: str = "auto"  # auto (matrix up to leaky_matrix_max_len, chunked beyond), matrix, chunked, recurrent
-    leaky_chunk: int = 64  # chunk length of the chunked leaky average
-    leaky_matrix_max_len: int = 1024  # longest T "auto" computes with the full (T x T) leaky matrix
+    leaky_mode: str = "chunked"  # chunked (fast, exact), matrix (the official T x T form), recurrent (a loop over T)
+    leaky_chunk: int = 16  # chunk length of the chunked leaky average
 
     def __post_init__(self) -> None:
         owner = "MosaicConfig"
@@ -96,7 +95,7 @@ class MemoryMosaicLM(SequenceLM):
             MosaicBlock(
                 c.dim, c.num_heads, bias=c.bias, pmem_size=c.pmem_size, pmem_count=c.pmem_count, value_kind=c.value_kind,
                 attn_dropout=c.attn_dropout, resid_dropout=c.resid_dropout, max_log_scale=c.max_log_key_scale,
-                leaky_mode=c.leaky_mode, leaky_chunk=c.leaky_chunk, matrix_max_len=c.leaky_matrix_max_len,
+                leaky_mode=c.leaky_mode, leaky_chunk=c.leaky_chunk,
             )
             for _ in range(c.num_layers)
         )
@@ -114,8 +113,8 @@ class MemoryMosaicLM(SequenceLM):
         for block in self.blocks:
             for memory in (block.cmem, block.pmem):
                 for module in memory.modules():
-                    if module is not memory and hasattr(module, "reset_parameters"):
-                        module.reset_parameters()  # scalars, slots (std 1/sqrt(h))
+                    if hasattr(module, "reset_parameters"):
+                        module.reset_parameters()  # per-head scalars, slots (std 1/sqrt(h)); linear maps below
             for ln in (block.ln1, block.ln2):
                 ln.reset_parameters()
         self.ln_f.reset_parameters()

@@ -12,6 +12,7 @@ token, the B * T queries of a head are one long query sequence against its P slo
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -20,7 +21,6 @@ from torch import Tensor, nn
 from hetmem.models.mosaics.cache import PersistentCache
 from hetmem.models.mosaics._checks import check_heads
 from hetmem.models.mosaics.extractors import EXP_SCALE, KeyExtractor
-from hetmem.models.mosaics.leaky import LeakyMode
 
 __all__ = ["PersistentMemory", "default_pmem_size"]
 
@@ -49,7 +49,7 @@ class PersistentMemory(nn.Module):
         attn_dropout: dropout on the slot probabilities (``ic_dropout``; only when > 0).
         resid_dropout: dropout after ``c_proj``.
         bias: bias in the linear maps.
-        max_log_scale, leaky_mode, leaky_chunk, matrix_max_len: see :class:`KeyExtractor`.
+        **key_options: ``max_log_scale``, ``leaky_mode``, ``leaky_chunk`` of the :class:`KeyExtractor`.
 
     Shapes:
         x: (B, T, d) -> (B, T, d); a :class:`PersistentCache` carries the leaky key sum.
@@ -70,10 +70,7 @@ class PersistentMemory(nn.Module):
         attn_dropout: float = 0.05,
         resid_dropout: float = 0.05,
         bias: bool = False,
-        max_log_scale: float = 5.0,
-        leaky_mode: LeakyMode = "auto",
-        leaky_chunk: int = 64,
-        matrix_max_len: int = 1024,
+        **key_options: Any,
     ) -> None:
         super().__init__()
         check_heads("PersistentMemory", dim, num_heads)
@@ -85,10 +82,7 @@ class PersistentMemory(nn.Module):
         self.pmem_size = pmem_size
         self.pmem_count = pmem_count
         self.attn_dropout = attn_dropout
-        self.key = KeyExtractor(
-            dim, num_heads, scale_power=2, bias=bias, max_log_scale=max_log_scale,
-            leaky_mode=leaky_mode, leaky_chunk=leaky_chunk, matrix_max_len=matrix_max_len,
-        )
+        self.key = KeyExtractor(dim, num_heads, scale_power=2, bias=bias, **key_options)
         self.M_k = nn.Parameter(torch.empty(pmem_count, num_heads, pmem_size, self.head_dim))
         self.M_v = nn.Parameter(torch.empty(pmem_count, num_heads, pmem_size, self.head_dim))
         self.value_beta = nn.Parameter(torch.empty(num_heads))
@@ -105,6 +99,8 @@ class PersistentMemory(nn.Module):
     def forward(self, x: Tensor, cache: PersistentCache | None = None) -> Tensor:
         B, T, C = x.shape
         H, R, h = self.num_heads, self.pmem_count, self.head_dim
+        if T == 0:
+            raise ValueError("PersistentMemory: the sequence is empty (T = 0)")
         keys, leaky = self.key(x, None if cache is None else cache.leaky)  # (B, H, T, h)
         if cache is not None:
             cache.leaky = leaky
