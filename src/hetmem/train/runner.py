@@ -83,13 +83,12 @@ def _module_class(cfg: TrainConfig):
 def build_model(cfg: TrainConfig, task: Any):
     """The HMAClassifier of ``cfg`` for ``task`` (backbone from the registry + HMA head), or the
     sequence model of a sequence task (:mod:`hetmem.train.sequence_models`)."""
-    from hetmem.backbones import create_backbone
-    from hetmem.models.hma import HMAClassifier
-
     if _is_sequence(cfg):
         from hetmem.train.sequence_models import create_task_model
 
         return create_task_model(cfg.backbone, cfg.backbone_options, objective=task.objective, vocab_size=task.vocab_size, max_len=task.max_len)
+    from hetmem.backbones import create_backbone
+    from hetmem.models.hma import HMAClassifier
 
     try:
         backbone = create_backbone(cfg.backbone, task.input_spec, **cfg.backbone_options)
