@@ -321,7 +321,8 @@ EXPERIMENTS: dict[str, Experiment] = {
             "size predict the next symbol of languages they never saw? (thesis Fig. 3.10)",
             f"d = 64, 4 heads, 2 layers (P = 224), {REGBENCH_STEPS} AdamW steps of batch 32 for every number of languages "
             f"{list(REGBENCH_LANGUAGES)} (lr 3e-3, cosine to 3e-4, wd 0.1, clip 1, dropout 0.05), strings of 0-19 "
-            "symbols (seq_icl: 0-49), 10-19 strings per sequence; 200 held-out test languages, the same for every run",
+            "symbols (seq_icl: 0-49), 10-19 strings per sequence; the checkpoint with the best validation cross-entropy on "
+            "100 held-out languages; 200 held-out test languages, the same for every run",
             regbench_cells,
             kind="sequence",
         ),
