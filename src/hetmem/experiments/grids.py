@@ -331,7 +331,8 @@ EXPERIMENTS: dict[str, Experiment] = {
             "Character-level language model: Shakespeare, out-of-distribution Milton (Memory Mosaics vs GPT)",
             "Trained on 40 Shakespeare plays, does a Memory Mosaic keep improving with more context on Milton "
             "(out of distribution) where the transformer plateaus, and does it run past its training length? (thesis Fig. 3.9)",
-            "d = 128, 4 heads, 2 layers, T = 128, batch 32, 800 AdamW steps in 20 epochs of 40 (lr 3e-3, 2 epochs of warm-up, "
+            "d = 128, 4 heads, 2 layers, T = 128, batch 32, 400 AdamW steps in 10 epochs of 40 (the spec's measured recipe; it asks "
+            "for >= 1,000 before a claim, which did not fit the shared CPU; lr 3e-3, 1 epoch of warm-up, "
             "cosine to 1e-4, wd 0.1, clip 1, dropout 0), random training windows of 40 plays (4.78 M characters); validation on "
             "Hamlet and The Tempest; Milton windows of 512 characters (4 T)",
             charlm_cells,
