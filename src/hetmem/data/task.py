@@ -72,13 +72,17 @@ class TaskEntry:
     loader: Callable[..., TaskData]  # loader(*, root, seed, per_class, **options) -> TaskData
     offline: bool  # True when the data ships inside an installed package (works with no network)
     doc: str
+    kind: str = "classification"  # or "sequence": the loader returns a hetmem.data.sequence.SequenceTaskData
 
 
 _REGISTRY: dict[str, TaskEntry] = {}
 
 
-def register_task(name: str, *, offline: bool) -> Callable:
-    """Decorator adding ``loader(*, root: Path, seed: int, per_class: int | None, **options)``."""
+def register_task(name: str, *, offline: bool, kind: str = "classification") -> Callable:
+    """Decorator adding ``loader(*, root: Path, seed: int, per_class: int | None, **options)``;
+    ``kind`` is "classification" (returns TaskData) or "sequence" (returns SequenceTaskData)."""
+    if kind not in ("classification", "sequence"):
+        raise ValueError(f"register_task: kind must be 'classification' or 'sequence', got {kind!r}")
 
     def wrap(loader: Callable[..., TaskData]) -> Callable[..., TaskData]:
         old = _REGISTRY.get(name)
@@ -86,7 +90,7 @@ def register_task(name: str, *, offline: bool) -> Callable:
         if old is not None and not same:  # the same function again is a module re-import: replace it
             raise ValueError(f"register_task: {name!r} is already registered")
         doc = (loader.__doc__ or "").strip().split("\n")[0]
-        _REGISTRY[name] = TaskEntry(name, loader, offline, doc)
+        _REGISTRY[name] = TaskEntry(name, loader, offline, doc, kind)
         return loader
 
     return wrap
@@ -140,8 +144,10 @@ def load_task(
         raise ConfigError(f"task {name!r} has no option {unknown[0]!r}; its options are {sorted(allowed)}")
     if per_class is not None and (not isinstance(per_class, int) or per_class <= 0):
         raise ConfigError(f"per_class must be a positive int or None, got {per_class!r}")
+    if per_class is not None and entry.kind == "sequence":
+        raise ConfigError(f"per_class applies to classification tasks; {name!r} is a sequence task")
     task = entry.loader(root=Path(root) if root is not None else default_root(), seed=seed, per_class=per_class, **options)
-    if validate:
+    if validate and entry.kind == "classification":  # sequence tasks check their data as they build it
         validate_task(task)
     return task
 

@@ -309,6 +309,10 @@ def _model_figures(rows: list[dict[str, Any]], fig_dir: Path) -> list[Path]:
             return [tsne_figure(model, task, fig_dir / "tsne.png"), attention_figure(model, task, fig_dir / "attention.png")]
     why = (f"none of the {len(wanted)} checkpoints the store names exists here (first: {wanted[0].get('checkpoint')})" if wanted
            else "the ablation has no HMA run with seed 0 on mnist or digits")
+    kept = [fig_dir / name for name in ("tsne.png", "attention.png") if (fig_dir / name).is_file()]
+    if kept:  # e.g. a store merged from another machine: keep the figures drawn earlier from its checkpoints
+        log.warning("report: kept the existing %s, not redrawn: %s", ", ".join(k.name for k in kept), why)
+        return kept
     log.warning("report: skipped the t-SNE and attention figures (tsne.png, attention.png): %s", why)
     return []
 
@@ -379,6 +383,10 @@ def build_report(
                 parts += ["", f"### {exp.superseded}", "", _provenance(exp, old), "", *_train_tables(exp, old)]
         elif exp.kind == "massl":
             parts += _massl_tables(exp, rows)
+        elif exp.kind == "sequence":
+            from hetmem.experiments.sequence_report import sequence_section
+
+            parts += sequence_section(exp.name, rows, fig_dir, rel)
         elif exp.kind == "inference":
             parts += [_inference_table(rows), "", "Accuracy (mean ± std over seeds) at each test batch size; "
                       "'agreement' is the smallest fraction of test predictions equal to those made one sample at a time."]

@@ -153,7 +153,16 @@ def pending_runs(
     return todo, skipped
 
 
-_KINDS = {"train": _train, "inference": _inference, "efficiency": _efficiency}
+def _sequence(cfg: Any, out: Path, tiny: bool) -> dict[str, Any]:
+    """Trains a sequence model, then makes its experiment's measurements (hetmem.experiments.mosaics)."""
+    from hetmem.experiments.mosaics import sequence_study
+
+    row = _train(cfg, out, tiny)
+    row["study"] = sequence_study(row["checkpoint"], tiny)
+    return row
+
+
+_KINDS = {"train": _train, "inference": _inference, "efficiency": _efficiency, "sequence": _sequence}
 
 
 def run_experiment(

@@ -38,7 +38,8 @@ class OptimConfig(_Strict):
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0)
     momentum: float = Field(0.9, ge=0, lt=1)  # SGD only
-    scheduler: Literal["none", "cosine", "step"] = "none"
+    scheduler: Literal["none", "cosine", "linear", "step"] = "none"
+    min_lr: float = Field(0.0, ge=0)  # where cosine and linear decay end
     step_size: int = Field(30, gt=0)  # epochs between decays, scheduler "step"
     gamma: float = Field(0.1, gt=0, le=1)  # decay factor, scheduler "step"
     warmup_epochs: int = Field(0, ge=0)  # linear warm-up before the schedule
@@ -289,6 +290,10 @@ def resolve_config(*layers: dict[str, Any]) -> TrainConfig:
     except ValidationError as err:
         raise ConfigError(_format_error(err)) from None
     _check_task(cfg)
+    from hetmem.train.sequence_models import check_model_for_task
+
+    if check_model_for_task(cfg, task_entry(task).kind):  # a sequence task: its own models, no HMA
+        return cfg
     _check_backbone(cfg)
     _check_hma(cfg)
     return cfg

@@ -69,6 +69,34 @@ for _name in ("ogbg-molbace", "ogbg-molbbbp", "ogbg-molhiv"):
         "hma": {"queue_size": 64, "slots_per_class": 16},
     }
 
+# Sequence tasks (Memory Mosaics, thesis ch. 3, at the CPU scale of ../shared/MEMORY_MOSAICS.md §9):
+# AdamW, weight decay on matrices only, gradient clip 1; the step-wise schedule counts epochs.
+_ADAMW = {"name": "adamw", "weight_decay": 0.1, "grad_clip": 1.0}
+TASK_DEFAULTS["regbench"] = {  # ICLL recipe (AdamW, wd 0.1, clip 1, cosine to 0.1 lr after a tenth of warm-up), d = 64
+    "backbone": "mosaic",
+    "variant": "none",
+    "epochs": 100,
+    "batch_size": 32,
+    "optim": {**_ADAMW, "lr": 3e-3, "scheduler": "cosine", "warmup_epochs": 10, "min_lr": 3e-4},
+    "backbone_options": {"dim": 64, "num_heads": 4, "num_layers": 2},
+}
+TASK_DEFAULTS["shakespeare"] = {  # 10 epochs of 40 steps, T = 128, d = 128 (measured ~10 min for MM on 2 cores)
+    "backbone": "mosaic",
+    "variant": "none",
+    "epochs": 10,
+    "batch_size": 32,
+    "optim": {**_ADAMW, "lr": 3e-3, "scheduler": "cosine", "warmup_epochs": 1, "min_lr": 1e-4},
+    "backbone_options": {"dim": 128, "num_heads": 4, "num_layers": 2, "dropout": 0.0},
+}
+TASK_DEFAULTS["three-moons"] = {  # thesis App. B.1 at half scale: T = 400, batch 16, 500 steps, lr 1e-2 -> 5e-6 linear
+    "backbone": "moon",
+    "variant": "none",
+    "epochs": 10,
+    "batch_size": 16,
+    "optim": {"name": "adamw", "lr": 1e-2, "weight_decay": 0.0, "scheduler": "linear", "min_lr": 5e-6},
+    "backbone_options": {"num_heads": 3},
+}
+
 # `hetmem demo` (make demo): Colored MNIST, IRM MLP, baseline vs HMA, a few minutes on 2 cores.
 DEMO_CONFIGS: list[dict[str, Any]] = [
     {"task": "colored-mnist", "backbone": "mlp", "variant": variant, "seeds": [0, 1, 2]} for variant in ("none", "hma")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any
 
 import lightning.pytorch as pl
@@ -17,6 +16,7 @@ from hetmem.models.hma import HMAClassifier, RetrievalMeter
 from hetmem.train.config import TrainConfig
 from hetmem.train.guards import DivergenceGuardMixin
 from hetmem.train.loaders import EpochLoader, make_loader
+from hetmem.train.optim import lr_factor, make_optimizer
 from hetmem.train.resume import ExactResumeMixin
 from hetmem.train.metrics import classification_metrics
 
@@ -138,28 +138,11 @@ class ClassifierModule(DivergenceGuardMixin, ExactResumeMixin, pl.LightningModul
     # ----- optimisation ------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
         o = self.cfg.optim
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        if o.name == "sgd":
-            opt = torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
-        elif o.name == "adamw":
-            opt = torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay)
-        else:
-            opt = torch.optim.Adam(params, lr=o.lr, weight_decay=o.weight_decay)
+        opt = make_optimizer(o, [p for p in self.model.parameters() if p.requires_grad])
         if o.scheduler == "none" and o.warmup_epochs == 0:
             return opt
-        epochs = self.cfg.epochs
-
-        def factor(epoch: int) -> float:
-            if epoch < o.warmup_epochs:
-                return (epoch + 1) / o.warmup_epochs
-            if o.scheduler == "cosine":
-                t = (epoch - o.warmup_epochs) / max(1, epochs - o.warmup_epochs)
-                return 0.5 * (1 + math.cos(math.pi * t))
-            if o.scheduler == "step":
-                return o.gamma ** ((epoch - o.warmup_epochs) // o.step_size)
-            return 1.0
-
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": torch.optim.lr_scheduler.LambdaLR(opt, factor), "interval": "epoch"}}
+        schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda epoch: lr_factor(o, epoch, self.cfg.epochs))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": schedule, "interval": "epoch"}}
 
     # ----- checkpoints -------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -69,8 +69,30 @@ def default_out_dir(cfg: TrainConfig) -> Path:
     return Path("runs") / cfg.task / f"{cfg.backbone}-{cfg.variant}"
 
 
+def _is_sequence(cfg: TrainConfig) -> bool:
+    from hetmem.data.task import task_entry
+
+    return task_entry(cfg.task).kind == "sequence"
+
+
+def _module_class(cfg: TrainConfig):
+    """The LightningModule of ``cfg``'s kind of task."""
+    if _is_sequence(cfg):
+        from hetmem.train.sequence import SequenceModule
+
+        return SequenceModule
+    from hetmem.train.module import ClassifierModule
+
+    return ClassifierModule
+
+
 def build_model(cfg: TrainConfig, task: Any):
-    """The HMAClassifier of ``cfg`` for ``task`` (backbone from the registry + HMA head)."""
+    """The HMAClassifier of ``cfg`` for ``task`` (backbone from the registry + HMA head), or the
+    sequence model of a sequence task (:mod:`hetmem.train.sequence_models`)."""
+    if _is_sequence(cfg):
+        from hetmem.train.sequence_models import create_task_model
+
+        return create_task_model(cfg.backbone, cfg.backbone_options, objective=task.objective, vocab_size=task.vocab_size, max_len=task.max_len)
     return build_classifier(cfg, task.input_spec, task.num_classes)
 
 
@@ -200,15 +222,14 @@ def _train_seed(cfg: TrainConfig, seed: int, seed_dir: Path) -> SeedResult:
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
     from hetmem.train.checkpoint import load_weights, read_checkpoint
-    from hetmem.train.module import ClassifierModule
 
     start = time.perf_counter()
     pl.seed_everything(seed, workers=True, verbose=False)
     task = _load_task(cfg, seed)
-    module = ClassifierModule(build_model(cfg, task), cfg, task, seed)
-    metric = f"val/{task.metric}"
+    module = _module_class(cfg)(build_model(cfg, task), cfg, task, seed)
+    metric, mode = f"val/{task.metric}", getattr(task, "metric_mode", "max")
     ckpt_dir = seed_dir / "checkpoints"
-    best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=metric, mode="max", save_top_k=1, enable_version_counter=False)
+    best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=metric, mode=mode, save_top_k=1, enable_version_counter=False)
     last = ModelCheckpoint(
         dirpath=ckpt_dir,
         filename="last",
@@ -219,7 +240,7 @@ def _train_seed(cfg: TrainConfig, seed: int, seed_dir: Path) -> SeedResult:
     )
     callbacks: list = [best, last]
     if cfg.early_stopping_patience:
-        callbacks.append(EarlyStopping(monitor=metric, mode="max", patience=cfg.early_stopping_patience))
+        callbacks.append(EarlyStopping(monitor=metric, mode=mode, patience=cfg.early_stopping_patience))
     resume_from = ckpt_dir / "last.ckpt"
     trainer = _trainer(cfg, seed_dir, callbacks, fit=True, resumed_step=_last_step(resume_from))
     _fit(trainer, module, resume_from)
@@ -231,9 +252,10 @@ def _train_seed(cfg: TrainConfig, seed: int, seed_dir: Path) -> SeedResult:
     evaluator = _trainer(cfg, None, [], fit=False)
     evaluator.validate(module, verbose=False)
     evaluator.test(module, verbose=False)
-    metrics = _with_test_mean(dict(module.results), module.test_names)
+    metrics = _with_test_mean(dict(module.results), module.test_names if not _is_sequence(cfg) else [])
     result = SeedResult(
-        seed, metrics, state.get("epoch"), time.perf_counter() - start, str(seed_dir), module.diagnostics, module.diagnostics_history
+        seed, metrics, state.get("epoch"), time.perf_counter() - start, str(seed_dir),
+        getattr(module, "diagnostics", {}), getattr(module, "diagnostics_history", []),
     )
     (seed_dir / "metrics.json").write_text(json.dumps(result.__dict__, indent=2))
     return result
@@ -367,6 +389,12 @@ def load_trained(
     """
     path, state, cfg, seed = read_trained(checkpoint, overrides=overrides)
     task = _load_task(cfg, seed, data_root)
+    if _is_sequence(cfg):  # a sequence model's weights are checked by loading them
+        from hetmem.train.checkpoint import load_weights
+
+        model = build_model(cfg, task)
+        load_weights(model, _model_weights(state), where=f"checkpoint {str(path)!r}")
+        return model.eval(), cfg, task, seed
     return restore_model(state, cfg, task.input_spec, task.num_classes, path), cfg, task, seed
 
 
@@ -389,8 +417,6 @@ def evaluate(
     Returns:
         split -> metric -> value.
     """
-    from hetmem.train.module import ClassifierModule
-
     _quiet_lightning()
     if eval_batch_size is not None and (isinstance(eval_batch_size, bool) or not isinstance(eval_batch_size, int) or eval_batch_size <= 0):
         raise ConfigError(f"eval_batch_size must be a positive int, got {eval_batch_size!r}")
@@ -400,8 +426,8 @@ def evaluate(
     if eval_batch_size is not None:
         overrides["eval_batch_size"] = eval_batch_size
     model, cfg, task, seed = load_trained(checkpoint, overrides=overrides, data_root=data_root)
-    module = ClassifierModule(model, cfg, task, seed)
+    module = _module_class(cfg)(model, cfg, task, seed)
     trainer = _trainer(cfg, None, [], fit=False)
     trainer.validate(module, verbose=False)
     trainer.test(module, verbose=False)
-    return _with_test_mean(dict(module.results), module.test_names)
+    return _with_test_mean(dict(module.results), module.test_names if not _is_sequence(cfg) else [])

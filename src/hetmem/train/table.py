@@ -19,7 +19,7 @@ def summary_table(runs: Sequence[RunResult], metric: str | None = None) -> str:
         return "(no runs)"
     first = runs[0].summary
     if metric is None:
-        candidates = [m for m in ("mcc", "rocauc", "accuracy") if m in first.get("val", {})]
+        candidates = [m for m in ("mcc", "rocauc", "accuracy", "loss") if m in first.get("val", {})]
         metric = candidates[0] if candidates else "accuracy"
     splits = list(first)
     header = ["task", "backbone", "variant", "seeds", *[f"{s} {metric}" for s in splits]]
