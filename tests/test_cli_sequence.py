@@ -57,6 +57,16 @@ def test_generate_continues_the_prompt(shakespeare_run, capsys):
     assert capsys.readouterr().out.rstrip("\n") == text  # seeded sampling
 
 
+def test_predict_refuses_a_sequence_model_in_one_line(shakespeare_run, tmp_path, capsys):
+    import numpy as np
+
+    _, out = shakespeare_run
+    np.save(tmp_path / "rows.npy", np.zeros((2, 16), dtype=np.float32))
+    capsys.readouterr()
+    assert main(["predict", "--checkpoint", str(out), "--input", str(tmp_path / "rows.npy")]) == 2
+    assert "is a shakespeare sequence model" in one_error_line(capsys)
+
+
 @pytest.mark.parametrize("args, match", [
     (["--tokens", "0"], "--tokens must be a positive int"),
     (["--prompt", ""], "the prompt is empty"),

@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from torch.utils.data import TensorDataset
 
 from hetmem.backbones.spec import InputSpec
+from hetmem.errors import CheckpointError
 from hetmem.inputs import as_float
 from hetmem.train.loaders import EpochLoader
 
@@ -155,6 +156,11 @@ def load_trained(
 
     overrides = {"hma": {"eval_context": eval_context}} if eval_context is not None else None
     path, state, cfg, seed = read_trained(checkpoint, overrides=overrides)
+    from hetmem.data.task import task_entry
+
+    if task_entry(cfg.task).kind == "sequence":
+        raise CheckpointError(f"checkpoint {str(path)!r} is a {cfg.task} sequence model ({cfg.backbone}); load_trained and "
+                              "hetmem predict take classifiers: continue text with hetmem generate, score it with hetmem evaluate")
     meta = state["hetmem"]
     if "input_spec" in meta:
         spec = InputSpec(**{**meta["input_spec"], "shape": tuple(meta["input_spec"]["shape"])})
