@@ -152,13 +152,11 @@ def load_trained(
         >>> trained = hetmem.load_trained("runs/digits/mlp-hma")  # doctest: +SKIP
         >>> trained.eval_context, trained.predict(x).labels  # doctest: +SKIP
     """
-    from hetmem.train.runner import _load_task, read_trained, restore_model
+    from hetmem.train.runner import _is_sequence, _load_task, read_trained, restore_model
 
     overrides = {"hma": {"eval_context": eval_context}} if eval_context is not None else None
     path, state, cfg, seed = read_trained(checkpoint, overrides=overrides)
-    from hetmem.data.task import task_entry
-
-    if task_entry(cfg.task).kind == "sequence":
+    if _is_sequence(cfg):
         raise CheckpointError(f"checkpoint {str(path)!r} is a {cfg.task} sequence model ({cfg.backbone}); load_trained and "
                               "hetmem predict take classifiers: continue text with hetmem generate, score it with hetmem evaluate")
     meta = state["hetmem"]
