@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from hetmem.errors import ConfigError
 from hetmem.train.defaults import TASK_DEFAULTS
 
-__all__ = ["OptimConfig", "TrainConfig", "resolve_config", "load_yaml", "parse_overrides", "config_from_checkpoint"]
+__all__ = ["ObjectiveConfig", "OptimConfig", "TrainConfig", "resolve_config", "load_yaml", "parse_overrides", "config_from_checkpoint"]
 
 
 class _Strict(BaseModel):
@@ -46,6 +46,25 @@ class OptimConfig(_Strict):
     grad_clip: float | None = Field(None, gt=0)  # clip the global gradient norm
 
 
+class ObjectiveConfig(_Strict):
+    """The training objective over the task's environments (:mod:`hetmem.train.env_objectives`).
+
+    ``erm`` with ``l2: 0`` is plain cross-entropy; any other objective needs a task with
+    training environments (``colored-mnist``)."""
+
+    name: str = "erm"  # erm | irmv1 | vrex | fishr | sd | iga | clove | groupdro | rerm
+    penalty_weight: float = Field(0.0, ge=0)  # lambda after the anneal
+    anneal_steps: int = Field(0, ge=0)  # optimiser steps trained with anneal_weight first
+    anneal_weight: float = Field(1.0, ge=0)  # lambda before the anneal (1, as IRM's and RFC's code)
+    risk: Literal["sum", "mean"] = "sum"  # sum of the environment losses (RFC) or their mean (IRM)
+    l2: float = Field(0.0, ge=0)  # l2 * sum ||theta||^2 in the loss, biases included, divided by lambda with it (RFC)
+    options: dict[str, Any] = Field(default_factory=dict)  # the objective's own: eta (groupdro), kernel_scale, max_rows (clove)
+
+    @property
+    def active(self) -> bool:
+        return self.name != "erm" or self.l2 > 0
+
+
 class TrainConfig(_Strict):
     """One training job: a task, a backbone, an HMA variant, and how to train them."""
 
@@ -61,6 +80,7 @@ class TrainConfig(_Strict):
     backbone_options: dict[str, Any] = Field(default_factory=dict)  # the backbone factory's keyword options
     hma: dict[str, Any] = Field(default_factory=dict)  # HMAConfig fields other than num_classes and variant, and "preset"
     optim: OptimConfig = Field(default_factory=OptimConfig)
+    objective: ObjectiveConfig = Field(default_factory=ObjectiveConfig)  # the loss over environments (default: cross-entropy)
     init_from: str | None = None  # start the backbone from a checkpoint (hetmem pretrain or hetmem train)
     freeze_backbone: bool = False  # keep the backbone fixed (eval mode, no gradient): a probe of its features
     val_every_n_epochs: int = Field(1, gt=0)  # validate (and select the model) every N epochs and at the end
@@ -296,7 +316,19 @@ def resolve_config(*layers: dict[str, Any]) -> TrainConfig:
         return cfg
     _check_backbone(cfg)
     _check_hma(cfg)
+    _check_objective(cfg)
     return cfg
+
+
+def _check_objective(cfg: TrainConfig) -> None:
+    from hetmem.train.env_objectives import create_objective
+
+    o = cfg.objective
+    try:
+        create_objective(o.name, penalty_weight=o.penalty_weight, anneal_steps=o.anneal_steps, anneal_weight=o.anneal_weight,
+                         risk=o.risk, **o.options)
+    except ValueError as err:
+        raise ConfigError(f"config field 'objective': {err}") from None
 
 
 def config_from_checkpoint(data: dict[str, Any]) -> TrainConfig:

@@ -126,7 +126,7 @@ class EpochLoader:
         if self._source is not None:
             tensors, index = self._source
             rows = index[idx]
-            return tensors[0][rows], tensors[1][rows].long().view(-1)
+            return (tensors[0][rows], tensors[1][rows].long().view(-1), *(t[rows] for t in tensors[2:]))  # extra tensors: e.g. environment ids
         items = [self.dataset[int(i)] for i in idx]
         if self.graph:
             from torch_geometric.data import Batch

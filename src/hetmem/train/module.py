@@ -54,10 +54,21 @@ class ClassifierModule(DivergenceGuardMixin, ExactResumeMixin, pl.LightningModul
         self.meter = RetrievalMeter(model.head) if model.config.components is not None else None
         self.diagnostics: dict[str, float] = {}  # of the last validation epoch
         self.diagnostics_history: list[dict[str, float]] = []  # one entry per validation epoch of fit()
+        self.objective_loss = None  # an objective over environments (cfg.objective), or plain cross-entropy
+        if cfg.objective.active:
+            from hetmem.train.env_training import ObjectiveLoss
+
+            self.objective_loss = ObjectiveLoss.from_config(model, cfg, max(task.num_envs, 1))
 
     # ----- data --------------------------------------------------------------------------
     def train_dataloader(self) -> EpochLoader:
-        loader = make_loader(self.task.train, self.cfg.batch_size, train=True, seed=self.seed, graph=self.task.is_graph)
+        data = self.task.train
+        if self.objective_loss is not None:  # rows carry their environment
+            from hetmem.train.env_training import with_envs
+
+            envs = self.task.train_envs if self.task.train_envs is not None else [0] * len(data)
+            data = with_envs(data, envs)
+        loader = make_loader(data, self.cfg.batch_size, train=True, seed=self.seed, graph=self.task.is_graph)
         return self.resumable(loader)
 
     def val_dataloader(self) -> EpochLoader:
@@ -76,6 +87,11 @@ class ClassifierModule(DivergenceGuardMixin, ExactResumeMixin, pl.LightningModul
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
         x, y = split_batch(batch)
+        if self.objective_loss is not None:
+            loss, _ = self.objective_loss(x, y, batch[2], self.global_step)
+            self.check_finite_loss(loss)
+            self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=y.numel(), sync_dist=True)
+            return loss
         try:
             logits = self.model(x, y)  # reads the memory, then writes this batch into the queue
         except ValueError as err:  # non-finite features after some steps on finite data: divergence

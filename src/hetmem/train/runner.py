@@ -306,7 +306,12 @@ def train(cfg: TrainConfig, out: str | Path | None = None, *, overwrite: bool = 
     """
     _quiet_lightning()
     out = Path(out) if out is not None else default_out_dir(cfg)
-    build_model(cfg, _load_task(cfg, cfg.seeds[0]))  # every input error surfaces here, before any write
+    first = _load_task(cfg, cfg.seeds[0])
+    build_model(cfg, first)  # every input error surfaces here, before any write
+    if not _is_sequence(cfg):
+        from hetmem.train.env_training import check_objective
+
+        check_objective(cfg, first)
     check_run_devices(cfg)
     with run_directory(out, cfg, overwrite=overwrite, resume=resume):
         result = RunResult(cfg, out)
