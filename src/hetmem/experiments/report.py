@@ -39,13 +39,14 @@ def _md_table(header: list[str], body: list[list[str]]) -> str:
 
 def _provenance(exp: Experiment, rows: list[dict[str, Any]]) -> str:
     seeds = sorted({r["seed"] for r in rows})
-    epochs = sorted({r["config"]["epochs"] for r in rows})
+    unit = "steps" if exp.kind == "rich" else "epochs"
+    epochs = sorted({r["config"][unit] for r in rows})
     m = rows[0]["machine"]
     v = rows[0]["versions"]
     machine = f"{m['cores']}-core {m['cpu']}" + (f", {m['cuda']}" if m.get("cuda") else ", CPU only") + f", {m['torch_threads']} torch threads"
     dates = sorted(r["finished_at"][:10] for r in rows)
     return (
-        f"*Made by* `hetmem experiment {exp.name}` then `hetmem report`; seeds {seeds}; epochs {epochs}; "
+        f"*Made by* `hetmem experiment {exp.name}` then `hetmem report`; seeds {seeds}; {unit} {epochs}; "
         f"{len(rows)} runs; {machine}; torch {v['torch']}, hetmem {v['hetmem']}; {dates[0]} to {dates[-1]}.  \n"
         f"*Scale:* {exp.scale}."
     )
@@ -387,6 +388,10 @@ def build_report(
             from hetmem.experiments.sequence_report import sequence_section
 
             parts += sequence_section(exp.name, rows, fig_dir, rel)
+        elif exp.kind == "rich":
+            from hetmem.experiments.rich_report import rich_section
+
+            parts += rich_section(exp, rows)
         elif exp.kind == "inference":
             parts += [_inference_table(rows), "", "Accuracy (mean ± std over seeds) at each test batch size; "
                       "'agreement' is the smallest fraction of test predictions equal to those made one sample at a time."]

@@ -173,6 +173,7 @@ def run_experiment(
     work_dir: str | Path | None = None,
     tiny: bool = False,
     where: dict[str, str] | None = None,
+    device: str | None = None,
 ) -> ExperimentRun:
     """Runs what is missing of experiment ``name``.
 
@@ -184,6 +185,7 @@ def run_experiment(
         tiny: the two-cell, one-epoch version (tests); its rows are keyed apart from the real ones.
         where: run only the cells whose params match, e.g. ``{"task": "digits"}`` (values
             compared as text).
+        device: where the ``rich`` grids train ("cpu", "cuda", default: CUDA when there is one).
 
     Returns:
         The rows added and how many runs were already in the store. A grid interrupted
@@ -196,6 +198,11 @@ def run_experiment(
     work_dir = Path(work_dir or DEFAULT_WORK_DIR)
     env = environment()
     result = ExperimentRun(name, skipped=skipped)
+    if exp.kind == "rich":  # every seed of a cell trains at once (hetmem.experiments.rich)
+        from hetmem.experiments.rich import run_rich
+
+        result.added += run_rich(name, [r for r in todo if not store.has(r.key)], store, tiny=tiny, device=device, env=env)
+        return result
     for run in todo:
         cell, params, seed, key = run.cell, run.params, run.seed, run.key
         if store.has(key):  # another process finished it since the plan was made

@@ -58,6 +58,7 @@ class EnvBatch:
     features: list[Tensor] | None = None  # Fishr: inputs of the final linear layer, per environment
     params: Sequence[Tensor] = field(default_factory=list)  # IGA: the trainable parameters
     member_ndim: int = 0  # leading member dimensions of logits, features and params
+    row_weights: list[Tensor] | None = None  # per environment (*M, N_e) 0/1 masks: groups that differ by member (Bonsai's)
 
     def __post_init__(self) -> None:
         if not self.logits or len(self.logits) != len(self.labels):
@@ -146,12 +147,18 @@ class EnvObjective(nn.Module):
         return batch
 
     def env_risks(self, batch: EnvBatch) -> Tensor:
-        """Mean loss of each environment, (*M, E)."""
-        return torch.stack([example_losses(z, y, batch.member_ndim).mean(-1) for z, y in zip(batch.logits, batch.labels)], dim=-1)
+        """Mean loss of each environment, (*M, E) (weighted by ``row_weights`` when given)."""
+        losses = [example_losses(z, y, batch.member_ndim) for z, y in zip(batch.logits, batch.labels)]
+        if batch.row_weights is None:
+            return torch.stack([l.mean(-1) for l in losses], dim=-1)
+        return torch.stack([(l * w).sum(-1) / w.sum(-1).clamp_min(1) for l, w in zip(losses, batch.row_weights)], dim=-1)
 
     def data_term(self, batch: EnvBatch, risks: Tensor) -> Tensor:
-        losses = [example_losses(z, y, batch.member_ndim) for z, y in zip(batch.logits, batch.labels)]
-        return torch.cat(losses, dim=-1).mean(-1)  # pooled over every row
+        losses = torch.cat([example_losses(z, y, batch.member_ndim) for z, y in zip(batch.logits, batch.labels)], dim=-1)
+        if batch.row_weights is None:
+            return losses.mean(-1)  # pooled over every row
+        w = torch.cat(batch.row_weights, dim=-1)
+        return (losses * w).sum(-1) / w.sum(-1).clamp_min(1)
 
     def penalty(self, batch: EnvBatch, risks: Tensor) -> Tensor:
         return risks.new_zeros(risks.shape[:-1])
