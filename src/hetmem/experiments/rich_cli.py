@@ -25,6 +25,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("names", nargs="+", choices=sorted(RICH_EXPERIMENTS))
     p.add_argument("--device", default="auto")
     p.add_argument("--store", default=None)
+    p.add_argument("--work-dir", default=None)
     p.add_argument("--tiny", action="store_true")
     p.add_argument("--seeds", default=None, help="comma-separated seeds (default: the experiment's)")
     args = p.parse_args(argv)
@@ -32,7 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
     for name in args.names:
         start = time.perf_counter()
-        run = run_experiment(name, seeds=seeds, store=args.store, tiny=args.tiny, device=args.device)
+        run = run_experiment(name, seeds=seeds, store=args.store, work_dir=args.work_dir, tiny=args.tiny, device=args.device)
         print(f"{name}: {len(run.added)} runs added, {run.skipped} already in the store ({time.perf_counter() - start:.1f} s)", flush=True)
     return 0
 
