@@ -135,7 +135,22 @@ def _bench_latency(args: argparse.Namespace) -> int:
     return 0
 
 
-BENCHES: dict[str, Callable[[argparse.Namespace], int]] = {"rma": _bench_rma, "latency": _bench_latency, "mosaics": _bench_mosaics}
+def _bench_bonsai(args: argparse.Namespace) -> int:
+    from hetmem.benchmarks.bonsai import BonsaiBenchConfig, bench_bonsai
+
+    out = bench_bonsai(BonsaiBenchConfig(fraction=args.fraction, threads=args.threads if args.threads is not None else 1,
+                                         device=args.device))
+    if args.json:
+        print(json.dumps(out))
+        return 0
+    print(f"Bonsai on colored-mnist scale irm ({out['rows']} rows, {out['hidden_dim']} wide, {out['threads']} thread(s), "
+          f"{out['device']}): steps {out['steps_run']} of {out['full_steps']} took {out['train_s']:.1f} s (data {out['load_s']:.1f} s); "
+          f"the full pipeline, extrapolated: {out['full_pipeline_s_extrapolated'] / 60:.1f} min per seed")
+    return 0
+
+
+BENCHES: dict[str, Callable[[argparse.Namespace], int]] = {"rma": _bench_rma, "latency": _bench_latency, "mosaics": _bench_mosaics,
+                                                           "bonsai": _bench_bonsai}
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -146,7 +161,8 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="benchmarks (not tests): time hetmem's fast paths against their references")
     p.add_argument("name", choices=list(BENCHES), help="rma: shared-projection RMA read vs the paper-literal formulation; "
                    "latency: eval latency with memory keys/values cached vs recomputed, batch 1 and 256; "
-                   "mosaics: Memory Mosaic LM vs the same-size GPT (training step, cached generation, memory)")
+                   "mosaics: Memory Mosaic LM vs the same-size GPT (training step, cached generation, memory); "
+                   "bonsai: one Bonsai pipeline (discovery + synthesis) on colored-mnist scale irm, time per seed")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--batch-size", type=int, help="rma: rows per batch (default 256)")
     p.add_argument("--queue-size", type=int, help="queue rows, all filled (default 512)")
@@ -157,6 +173,7 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-sizes", type=_seeds, help="latency: comma-separated batch sizes (default 1,256)")
     p.add_argument("--threads", type=int, help="latency, mosaics: torch threads for the run (default: torch's setting)")
     p.add_argument("--no-compile", action="store_true", help="latency: skip the torch.compile path")
+    p.add_argument("--fraction", type=float, default=0.1, help="bonsai: the share of RFC's steps run (the rest extrapolated)")
     p.add_argument("--preset", choices=["paper", "default"], default="paper",
                    help="latency: the HMA head timed: the paper's full-width head (default) or hetmem's 128-wide default")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
