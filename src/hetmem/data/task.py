@@ -57,6 +57,12 @@ class TaskData:
     metric: str = "accuracy"  # accuracy | mcc | rocauc: the number model selection and reports use
     class_names: list[str] | None = None
     info: dict[str, Any] = field(default_factory=dict)  # provenance: source, protocol, split sizes
+    train_envs: np.ndarray | None = None  # environment id (0..E-1) of every training row, int64 (len(train),); None: no environments
+
+    @property
+    def num_envs(self) -> int:
+        """How many training environments the task has (0 without environments)."""
+        return 0 if self.train_envs is None or len(self.train_envs) == 0 else int(self.train_envs.max()) + 1
 
     @property
     def is_graph(self) -> bool:

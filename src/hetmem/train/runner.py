@@ -124,12 +124,20 @@ def _load_task(cfg: TrainConfig, seed: int, data_root: str | None = None):
     return load_task(cfg.task, root=data_root or cfg.data_root, seed=seed, per_class=cfg.per_class, **cfg.task_options)
 
 
-def _with_test_mean(results: dict[str, dict[str, float]], test_names: list[str]) -> dict[str, dict[str, float]]:
-    """Adds "test_mean": the mean of every metric over the test splits, when there are several."""
+def _with_test_mean(results: dict[str, dict[str, float]], test_names: list[str], worst_of: list[str] | None = None) -> dict[str, dict[str, float]]:
+    """Adds "test_mean": the mean of every metric over the test splits, when there are several,
+    and "test_worst": the minimum over the splits ``worst_of`` (a task's ``info["worst_of"]``,
+    e.g. RFC's metric on Colored MNIST)."""
     if len(test_names) > 1:
         keys = results[test_names[0]].keys()
         results["test_mean"] = {k: statistics.fmean(results[n][k] for n in test_names) for k in keys}
+    if worst_of and all(n in results for n in worst_of):
+        results["test_worst"] = {k: min(results[n][k] for n in worst_of) for k in results[worst_of[0]]}
     return results
+
+
+def _worst_of(task: Any) -> list[str] | None:
+    return getattr(task, "info", {}).get("worst_of")
 
 
 def check_run_devices(cfg: Any) -> None:
@@ -252,7 +260,7 @@ def _train_seed(cfg: TrainConfig, seed: int, seed_dir: Path) -> SeedResult:
     evaluator = _trainer(cfg, None, [], fit=False)
     evaluator.validate(module, verbose=False)
     evaluator.test(module, verbose=False)
-    metrics = _with_test_mean(dict(module.results), module.test_names if not _is_sequence(cfg) else [])
+    metrics = _with_test_mean(dict(module.results), module.test_names if not _is_sequence(cfg) else [], _worst_of(task))
     result = SeedResult(
         seed, metrics, state.get("epoch"), time.perf_counter() - start, str(seed_dir),
         getattr(module, "diagnostics", {}), getattr(module, "diagnostics_history", []),
@@ -430,4 +438,4 @@ def evaluate(
     trainer = _trainer(cfg, None, [], fit=False)
     trainer.validate(module, verbose=False)
     trainer.test(module, verbose=False)
-    return _with_test_mean(dict(module.results), module.test_names if not _is_sequence(cfg) else [])
+    return _with_test_mean(dict(module.results), module.test_names if not _is_sequence(cfg) else [], _worst_of(task))
