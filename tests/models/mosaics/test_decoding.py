@@ -4,11 +4,17 @@ import torch
 from hetmem.models.mosaics import create_sequence_model, loss_by_position
 
 OPTIONS = dict(dim=16, num_heads=4, num_layers=3, block_size=40)  # dropout at its 0.05 default: eval must switch it off
+MODELS = ["mosaic", "gpt", "mosaic2", "llama"]
+EXTRA = {"mosaic2": dict(short_window=8, long_lag=(3, 6))}  # both memories read within the tests' lengths
 
 
-@pytest.mark.parametrize("name", ["mosaic", "gpt"])
+def build(name):
+    return create_sequence_model(name, 13, **OPTIONS, **EXTRA.get(name, {}))
+
+
+@pytest.mark.parametrize("name", MODELS)
 def test_cached_decoding_token_by_token_equals_the_full_pass(name):
-    model = create_sequence_model(name, 13, **OPTIONS).eval()
+    model = build(name).eval()
     idx = torch.randint(0, 13, (3, 30))
     full = model(idx)
     cache = model.new_cache()
@@ -16,18 +22,18 @@ def test_cached_decoding_token_by_token_equals_the_full_pass(name):
     assert torch.allclose(torch.cat(steps, 1), full, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["mosaic", "gpt"])
+@pytest.mark.parametrize("name", MODELS)
 def test_cached_decoding_in_uneven_chunks_equals_the_full_pass(name):
-    model = create_sequence_model(name, 13, **OPTIONS).eval()
+    model = build(name).eval()
     idx = torch.randint(0, 13, (2, 25))
     cache = model.new_cache()
     pieces = [model(idx[:, a:b], cache=cache) for a, b in ((0, 7), (7, 8), (8, 20), (20, 25))]
     assert torch.allclose(torch.cat(pieces, 1), model(idx), atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["mosaic", "gpt"])
+@pytest.mark.parametrize("name", MODELS)
 def test_greedy_generation_with_cache_equals_recomputation(name):
-    model = create_sequence_model(name, 13, **OPTIONS)
+    model = build(name)
     prompt = torch.randint(0, 13, (2, 6))
     cached = model.generate(prompt, 12, temperature=0)
     assert model.training  # restored after generation
@@ -56,9 +62,9 @@ def test_gpt_refuses_sequences_beyond_block_size_and_mosaic_does_not():
     assert mosaic.generate(torch.zeros(1, 30, dtype=torch.long), 20).shape == (1, 50)
 
 
-@pytest.mark.parametrize("name", ["mosaic", "gpt"])
+@pytest.mark.parametrize("name", MODELS)
 def test_loss_by_position(name):
-    model = create_sequence_model(name, 13, **OPTIONS)
+    model = build(name)
     idx, targets = torch.randint(0, 13, (4, 20)), torch.randint(0, 13, (4, 20))
     targets[:, 5] = -1
     targets[0, 6] = -1
@@ -72,9 +78,10 @@ def test_loss_by_position(name):
     assert torch.allclose(curve[6], manual, atol=1e-6)
 
 
-def test_loss_by_position_extrapolates_for_mosaic_only():
+def test_loss_by_position_extrapolates_for_every_model_without_a_position_table():
     idx = torch.randint(0, 13, (1, 4 * 40))
-    assert loss_by_position(create_sequence_model("mosaic", 13, **OPTIONS), idx, idx).shape == (160,)
+    for name in ("mosaic", "mosaic2", "llama"):
+        assert loss_by_position(build(name), idx, idx).shape == (160,), name
     with pytest.raises(ValueError, match="block_size"):
         loss_by_position(create_sequence_model("gpt", 13, **OPTIONS), idx, idx)
 

@@ -6,12 +6,15 @@ import torch
 from hetmem.models.mosaics import (
     AdaptiveBandwidth,
     GatedLeakyKey,
+    GrowingBuffer,
     LagMemory,
     MosaicV2Block,
     ShortLongMemory,
     SwiGLU,
     gated_leaky_average,
+    lag_counts,
     lag_mask,
+    lag_read,
     lagged_attention,
     leaky_average,
 )
@@ -94,7 +97,7 @@ def test_lag_mask_and_lagged_attention_match_a_loop():
 
 @pytest.mark.parametrize("gated, adaptive", [(True, True), (False, False)])
 def test_short_long_memory_is_causal_and_samples_the_long_lag_in_training(gated, adaptive):
-    mem = ShortLongMemory(8, 2, window=4, long_lag=(2, 6), gated_keys=gated, adaptive_bandwidth=adaptive).eval()
+    mem = ShortLongMemory(8, 2, window=6, long_lag=(2, 6), gated_keys=gated, adaptive_bandwidth=adaptive).eval()
     x = torch.randn(3, 12, 8)
     base = mem(x)
     assert torch.equal(base[:, 0], torch.zeros(3, 8))
@@ -137,3 +140,31 @@ def test_v2_block_and_swiglu_train():
     with pytest.raises(ValueError, match="dim and hidden"):
         SwiGLU(0, 4)
     assert math.isclose(AdaptiveBandwidth(1)(torch.tensor([1.0])).item(), 2.0, rel_tol=1e-6)
+
+
+@pytest.mark.parametrize("min_lag, max_lag", [(1, None), (3, None), (1, 4), (2, 30), (40, None)])
+def test_lag_read_fast_paths_equal_the_masked_read(min_lag, max_lag):
+    T = 20
+    q, k, v = (torch.randn(2, 3, T, 4, dtype=torch.float64) for _ in range(3))
+    reference = lagged_attention(q, k, v, lag_mask(T, torch.tensor([min_lag, min_lag]), max_lag))
+    whole = lag_read(q, k[:, :, :-1], v[:, :, :-1], min_lag, max_lag)  # the newest pair is never read
+    assert torch.allclose(whole, reference, atol=1e-12)
+    for t in (0, 5, 19):  # one query after a cache of t pairs: a slice, no mask
+        one = lag_read(q[:, :, t : t + 1], k[:, :, :t], v[:, :, :t], min_lag, max_lag, offset=t)
+        assert torch.allclose(one, reference[:, :, t : t + 1], atol=1e-12), t
+    start = 6  # a chunk of queries 10..19 over the pairs 6..18 kept by a sliding window
+    if max_lag is not None and max_lag <= 4:
+        chunk = lag_read(q[:, :, 10:], k[:, :, start:-1], v[:, :, start:-1], min_lag, max_lag, offset=10, key_start=start)
+        assert torch.allclose(chunk, reference[:, :, 10:], atol=1e-12)
+    counts = lag_counts(T, min_lag, max_lag)
+    assert torch.equal(counts, lag_mask(T, min_lag, max_lag).sum(-1)[:, 0])
+
+
+def test_growing_buffer_slides_without_losing_entries():
+    buf = GrowingBuffer(min_capacity=4)
+    stream = torch.arange(50.0).view(1, 1, 50, 1)
+    for t in range(0, 50, 3):
+        buf.drop_before(t - 5)
+        buf.append(stream[:, :, t : t + 3])
+        assert torch.equal(buf.view(), stream[:, :, buf.start : min(t + 3, 50)])
+    assert buf.data.shape[2] <= 32 and buf.end == 50  # bounded by the window, not by the stream

@@ -11,9 +11,11 @@ strictly causal SDPA reads), ``extractors`` (key and value extractors), ``cache`
 state), ``context`` (ContextMemory), ``persistent`` (PersistentMemory), ``block``
 (MosaicBlock), ``decoding`` (SequenceLM base, generate, loss_by_position), ``mosaic``
 (MosaicConfig, MemoryMosaicLM), ``gpt`` (GPTConfig, GPTLM: the same-size baseline),
-``registry`` (create_sequence_model), ``moons`` (the three-moons toy and its measures),
-``v2_keys`` and ``v2_memory`` (optional Memory Mosaics v2 pieces: gated time-variant keys,
-adaptive bandwidth, short/long-term memory split, SwiGLU; no decoding cache).
+``rope`` (rotary positions) and ``ffn`` (SwiGLU) for the Llama baseline, ``v2_keys``
+(gated time-variant keys, adaptive bandwidth), ``v2_read`` (reads restricted by lag),
+``v2_memory`` (short/long-term memory split, v2 block), ``mosaic2`` (MosaicV2Config,
+MemoryMosaicV2LM), ``registry`` (create_sequence_model: mosaic, mosaic2, gpt, llama),
+``moons`` (the three-moons toy and its measures).
 
 Relation to hetmem's attention and memory code: every read here is ``softmax(q k_i) v_i``
 as in :func:`hetmem.attention.memory_attention`, but none has its exact maths (that function
@@ -27,19 +29,23 @@ already in a decoding cache.
 """
 
 from hetmem.models.mosaics.block import MosaicBlock
-from hetmem.models.mosaics.cache import ContextCache, GrowingBuffer, KVCache, PersistentCache
+from hetmem.models.mosaics.cache import ContextCache, GrowingBuffer, KVCache, LagCache, PersistentCache
 from hetmem.models.mosaics.context import ContextMemory
 from hetmem.models.mosaics.decoding import SequenceLM, generate, loss_by_position
 from hetmem.models.mosaics.extractors import EXP_SCALE, KeyExtractor, ValueExtractor
+from hetmem.models.mosaics.ffn import SwiGLU
 from hetmem.models.mosaics.gpt import GPTConfig, GPTLM
 from hetmem.models.mosaics.leaky import LEAKY_MODES, leaky_average, leaky_matrix
 from hetmem.models.mosaics.moons import ComplexLinear, MoonMemory, moon_loss, permutation_mass, rollout_error, unit_moduli
 from hetmem.models.mosaics.mosaic import INIT_RECIPES, MemoryMosaicLM, MosaicConfig
+from hetmem.models.mosaics.mosaic2 import MemoryMosaicV2LM, MosaicV2Config
 from hetmem.models.mosaics.persistent import PersistentMemory, default_pmem_size
 from hetmem.models.mosaics.read import causal_attention, past_attention
 from hetmem.models.mosaics.registry import create_sequence_model, list_sequence_models, register_sequence_model
 from hetmem.models.mosaics.v2_keys import AdaptiveBandwidth, GatedLeakyKey, gated_leaky_average
-from hetmem.models.mosaics.v2_memory import LagMemory, MosaicV2Block, ShortLongMemory, SwiGLU, lag_mask, lagged_attention
+from hetmem.models.mosaics.rope import apply_rotary, rotary_angles
+from hetmem.models.mosaics.v2_memory import LagMemory, MosaicV2Block, ShortLongMemory
+from hetmem.models.mosaics.v2_read import lag_counts, lag_mask, lag_read, lagged_attention
 
 __all__ = [
     "EXP_SCALE",
@@ -55,24 +61,30 @@ __all__ = [
     "GrowingBuffer",
     "KVCache",
     "KeyExtractor",
+    "LagCache",
     "LagMemory",
     "MemoryMosaicLM",
+    "MemoryMosaicV2LM",
     "MoonMemory",
     "MosaicBlock",
     "MosaicConfig",
     "MosaicV2Block",
+    "MosaicV2Config",
     "PersistentCache",
     "PersistentMemory",
     "SequenceLM",
     "ShortLongMemory",
     "SwiGLU",
     "ValueExtractor",
+    "apply_rotary",
     "causal_attention",
     "create_sequence_model",
     "default_pmem_size",
     "gated_leaky_average",
     "generate",
+    "lag_counts",
     "lag_mask",
+    "lag_read",
     "lagged_attention",
     "leaky_average",
     "leaky_matrix",
@@ -82,6 +94,7 @@ __all__ = [
     "past_attention",
     "permutation_mass",
     "register_sequence_model",
+    "rotary_angles",
     "rollout_error",
     "unit_moduli",
 ]

@@ -10,7 +10,8 @@ official toy decoder leaves the stored values at zero):
   stored) only when the next input arrives, from the part of it kept as ``pending``.
 
 A persistent memory only needs its running leaky key sum. GPT needs keys, values and the
-position count.
+position count. A Memory Mosaic v2 memory (:class:`LagCache`) needs what a v1 context memory
+does; its short-term memory keeps only the window it can still read.
 """
 
 from __future__ import annotations
@@ -20,44 +21,67 @@ from dataclasses import dataclass, field
 import torch  # noqa: F401  (doctest)
 from torch import Tensor
 
-__all__ = ["ContextCache", "GrowingBuffer", "KVCache", "PersistentCache"]
+__all__ = ["ContextCache", "GrowingBuffer", "KVCache", "LagCache", "PersistentCache"]
 
 
 class GrowingBuffer:
     """A (B, H, S, h) tensor that grows along S by amortised doubling (appending one step does
-    not copy everything stored so far).
+    not copy everything stored so far), and can forget its oldest entries (a sliding window).
+
+    ``start`` is the stream position of the first entry kept, ``end`` the position after the
+    newest; :meth:`drop_before` forgets entries before a position without copying (the space
+    is reused when the buffer next runs out of room).
 
     Example:
         >>> buf = GrowingBuffer()
         >>> buf.append(torch.zeros(1, 2, 3, 4)); buf.append(torch.ones(1, 2, 1, 4))
         >>> buf.view().shape, len(buf)
         (torch.Size([1, 2, 4, 4]), 4)
+        >>> buf.drop_before(3); buf.view().shape, buf.start, buf.end
+        (torch.Size([1, 2, 1, 4]), 3, 4)
     """
 
     def __init__(self, min_capacity: int = 64) -> None:
         self.min_capacity = min_capacity
         self.data: Tensor | None = None
-        self.length = 0
+        self.head = 0  # index in data of the first entry kept
+        self.length = 0  # entries kept
+        self.start = 0  # stream position of the first entry kept
 
     def __len__(self) -> int:
         return self.length
 
+    @property
+    def end(self) -> int:
+        """Stream position after the newest entry (entries appended so far)."""
+        return self.start + self.length
+
+    def drop_before(self, position: int) -> None:
+        """Forget the entries at stream positions < ``position``."""
+        k = min(max(position - self.start, 0), self.length)
+        self.head, self.length, self.start = self.head + k, self.length - k, self.start + k
+
     def append(self, x: Tensor) -> None:
-        needed = self.length + x.shape[2]
-        if self.data is None or needed > self.data.shape[2]:
-            capacity = max(needed, self.min_capacity, 2 * (0 if self.data is None else self.data.shape[2]))
-            grown = x.new_empty(*x.shape[:2], capacity, x.shape[3])
-            if self.data is not None:
-                grown[:, :, : self.length] = self.data[:, :, : self.length]
-            self.data = grown
-        self.data[:, :, self.length : needed] = x
-        self.length = needed
+        T = x.shape[2]
+        live = self.length + T
+        if self.data is None or self.head + live > self.data.shape[2]:
+            capacity = 0 if self.data is None else self.data.shape[2]
+            if self.data is not None and 2 * live <= capacity:  # room enough once the dropped entries are reclaimed
+                self.data[:, :, : self.length] = self.data[:, :, self.head : self.head + self.length].clone()
+            else:
+                grown = x.new_empty(*x.shape[:2], max(live, self.min_capacity, 2 * capacity), x.shape[3])
+                if self.data is not None:
+                    grown[:, :, : self.length] = self.data[:, :, self.head : self.head + self.length]
+                self.data = grown
+            self.head = 0
+        self.data[:, :, self.head + self.length : self.head + live] = x
+        self.length = live
 
     def view(self) -> Tensor:
-        """The stored (B, H, S, h) entries (a view, valid until the next append)."""
+        """The kept (B, H, S, h) entries (a view, valid until the next append)."""
         if self.data is None:
             raise ValueError("GrowingBuffer: nothing stored yet")
-        return self.data[:, :, : self.length]
+        return self.data[:, :, self.head : self.head + self.length]
 
 
 @dataclass
@@ -92,3 +116,23 @@ class KVCache:
     def length(self) -> int:
         return len(self.keys)
 
+
+
+@dataclass
+class LagCache:
+    """State of one Memory Mosaic v2 memory (short- or long-term) after the positions fed so far.
+
+    Like :class:`ContextCache`, with the leaky state of the gated keys (exact: the gate and
+    the decay of step t depend on x_t only). A short-term memory drops the pairs no later query
+    can read (lags beyond its window), so its cache stays at about the window's size.
+    """
+
+    keys: GrowingBuffer = field(default_factory=GrowingBuffer)  # k_s for s < n (those still readable)
+    values: GrowingBuffer = field(default_factory=GrowingBuffer)  # v_s for s < n - 1
+    leaky: Tensor | None = None  # (B, H, h) unnormalised (gated) leaky key sum at position n-1
+    pending: Tensor | None = None  # (B, H, 1, h) the 'now' part of v_{n-1}
+
+    @property
+    def length(self) -> int:
+        """n, the positions fed so far."""
+        return self.keys.end

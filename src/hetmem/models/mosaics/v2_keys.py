@@ -83,7 +83,9 @@ def gated_leaky_average(
     if mode not in LEAKY_MODES:
         raise ValueError(f"gated_leaky_average: mode must be one of {LEAKY_MODES}, got {mode!r}")
     inputs = x if gate is None else gate[..., None] * x
-    if mode == "matrix":
+    if x.shape[2] == 1:  # one step (cached decoding): the sum is the gated input itself
+        out = inputs
+    elif mode == "matrix":
         out = _decay_matrix(log_decay) @ inputs  # (B, H, T, T) @ (B, H, T, h)
     elif mode == "chunked":
         out = _chunked(inputs, log_decay, chunk)

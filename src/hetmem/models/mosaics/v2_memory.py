@@ -1,5 +1,5 @@
-"""Memory Mosaics v2 memory pieces (thesis chapter 4; no v2 code is released): reads restricted
-by lag, the short-term / long-term contextual memory split, and the SwiGLU persistent memory.
+"""Memory Mosaics v2 memories (thesis chapter 4; no v2 code is released): the short-term /
+long-term contextual memory split, and the v2 block with its SwiGLU persistent memory.
 
 - Short-term memory: query t reads the pairs t-h+1 .. t-1 (window h = 256).
 - Long-term memory: query t reads the pairs < t - m, with m ~ U[m_lo, m_hi] drawn per training
@@ -7,53 +7,28 @@ by lag, the short-term / long-term contextual memory split, and the SwiGLU persi
 - Their outputs are summed into the residual, each through its own projection (the thesis
   shows the combination only in its Fig. 4.3; this is the spec's default).
 
-These pieces have no decoding cache (the v1 model's exact cache does not cover them).
+Each memory takes a :class:`~hetmem.models.mosaics.cache.LagCache` for exact incremental
+decoding (eval mode only: in training m is random).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from hetmem.models.mosaics._checks import check_heads
+from hetmem.models.mosaics._checks import check_dropout, check_heads
+from hetmem.models.mosaics.cache import LagCache
 from hetmem.models.mosaics.extractors import KeyExtractor, ValueExtractor
+from hetmem.models.mosaics.ffn import SwiGLU
+from hetmem.models.mosaics.leaky import LEAKY_MODES, LeakyMode
 from hetmem.models.mosaics.v2_keys import AdaptiveBandwidth, GatedLeakyKey
+from hetmem.models.mosaics.v2_read import lag_counts, lag_read
 
-__all__ = ["LagMemory", "MosaicV2Block", "ShortLongMemory", "SwiGLU", "lag_mask", "lagged_attention"]
+__all__ = ["LagMemory", "MosaicV2Block", "ShortLongMemory", "check_long_lag"]
 
-
-def lag_mask(T: int, min_lag: int | Tensor, max_lag: int | None = None, *, device: torch.device | None = None) -> Tensor:
-    """Boolean (B or 1, 1, T, T) mask: query t may read pair s iff ``min_lag <= t - s <= max_lag``.
-
-    Args:
-        T: sequence length.
-        min_lag: >= 1 (a query never reads its own look-ahead value), an int or one per sequence (B,).
-        max_lag: None for no upper limit.
-    """
-    steps = torch.arange(T, device=device)
-    lag = steps[:, None] - steps[None, :]  # (T, T): t - s
-    low = min_lag.view(-1, 1, 1, 1) if isinstance(min_lag, Tensor) else torch.tensor(min_lag, device=device)
-    if bool((low < 1).any()):
-        raise ValueError(f"lag_mask: min_lag must be >= 1 (a query never reads its own look-ahead value), got {min_lag}")
-    allowed = lag >= low  # (T, T) or (B, 1, T, T)
-    if max_lag is not None:
-        allowed = allowed & (lag <= max_lag)
-    return allowed.expand(-1 if allowed.dim() == 4 else 1, 1, T, T)
-
-
-def lagged_attention(q: Tensor, k: Tensor, v: Tensor, allowed: Tensor, *, scale: float = 1.0, dropout_p: float = 0.0) -> Tensor:
-    """Softmax read restricted by a :func:`lag_mask`; a query allowed no pair outputs 0.
-
-    Shapes:
-        q, k: (B, H, T, hk); v: (B, H, T, hv); allowed: (B or 1, 1, T, T) -> (B, H, T, hv).
-    """
-    empty = ~allowed.any(-1, keepdim=True)  # (B or 1, 1, T, 1)
-    first = torch.zeros(allowed.shape[-1], dtype=torch.bool, device=allowed.device)
-    first[0] = True
-    safe = allowed | (empty & first)  # an empty row reads position 0, then is zeroed: no NaN, no NaN gradient
-    y = F.scaled_dot_product_attention(q, k, v, attn_mask=safe, scale=scale, dropout_p=dropout_p)  # explicit mask: math path
-    return y.masked_fill(empty, 0.0)
+V2Cache = tuple[LagCache, LagCache]  # (short, long) of one block
 
 
 class LagMemory(nn.Module):
@@ -64,32 +39,62 @@ class LagMemory(nn.Module):
     by beta(n) (:class:`AdaptiveBandwidth`), n the pairs each query reads. Values: v1
     look-ahead values (:class:`ValueExtractor`, Eq. 4.5 equals the code's convex mix).
 
+    Args:
+        dim, num_heads: width d and heads H.
+        gated_keys: v2 gated keys (True) or v1 leaky keys.
+        adaptive_bandwidth: multiply the scores by beta(n).
+        attn_dropout: on the attention probabilities (training only).
+        bias: bias in the linear maps.
+        leaky_mode, leaky_chunk: how the leaky key average is computed
+            (:func:`~hetmem.models.mosaics.v2_keys.gated_leaky_average`).
+
     Shapes:
-        x: (B, T, d), min_lag: int or (B,) -> (B, T, d).
+        x: (B, T, d), min_lag: int or (B,) -> (B, T, d). With a :class:`LagCache`, x is the next
+        T positions of a stream whose earlier positions the cache holds (updated in place).
     """
 
     def __init__(self, dim: int, num_heads: int, *, gated_keys: bool = True, adaptive_bandwidth: bool = True,
-                 attn_dropout: float = 0.0, bias: bool = False) -> None:
+                 attn_dropout: float = 0.0, bias: bool = False, leaky_mode: LeakyMode = "chunked", leaky_chunk: int = 64) -> None:
         super().__init__()
         check_heads("LagMemory", dim, num_heads)
+        if leaky_mode not in LEAKY_MODES:
+            raise ValueError(f"LagMemory: leaky_mode must be one of {LEAKY_MODES}, got {leaky_mode!r}")
+        if not isinstance(leaky_chunk, int) or leaky_chunk < 1:
+            raise ValueError(f"LagMemory: leaky_chunk must be a positive int, got {leaky_chunk!r}")
         self.attn_dropout = attn_dropout
-        self.key = GatedLeakyKey(dim, num_heads, bias=bias) if gated_keys else KeyExtractor(dim, num_heads, bias=bias)
+        key_options: dict[str, Any] = dict(bias=bias, leaky_mode=leaky_mode, leaky_chunk=leaky_chunk)
+        self.key = GatedLeakyKey(dim, num_heads, **key_options) if gated_keys else KeyExtractor(dim, num_heads, **key_options)
         self.bandwidth = AdaptiveBandwidth(num_heads) if adaptive_bandwidth else None
         self.value = ValueExtractor(dim, num_heads, bias=bias)
         self.c_proj = nn.Linear(dim, dim, bias=bias)
 
-    def forward(self, x: Tensor, min_lag: int | Tensor, max_lag: int | None = None) -> Tensor:
+    def forward(self, x: Tensor, min_lag: int | Tensor, max_lag: int | None = None, cache: LagCache | None = None) -> Tensor:
         B, T, C = x.shape
-        keys, _ = self.key(x)  # (B, H, T, h)
-        values = self.value(x)  # (B, H, T, h); the last is never read (min_lag >= 1)
-        allowed = lag_mask(T, min_lag, max_lag, device=x.device)  # (B or 1, 1, T, T)
+        keys, leaky = self.key(x, None if cache is None else cache.leaky)  # (B, H, T, h), (B, H, h)
+        now, ahead = self.value.parts(x)  # (B, H, T, h) each: v_t = finish(now_t, ahead_{t+1})
+        values = self.value.finish(now[:, :, :-1], ahead[:, :, 1:])  # (B, H, T-1, h): positions n .. n+T-2
+        n = 0 if cache is None else cache.length
+        if cache is None:
+            past_keys, past_values, key_start = keys[:, :, :-1], values, 0  # the newest key is never read
+        else:
+            if cache.pending is not None:
+                values = torch.cat([self.value.finish(cache.pending, ahead[:, :, :1]), values], dim=2)  # completes v_{n-1}
+            if max_lag is not None:  # a window: pairs before n - max_lag are read by no query from n on
+                cache.keys.drop_before(n - max_lag)
+                cache.values.drop_before(n - max_lag)
+            cache.keys.append(keys)
+            cache.values.append(values)
+            cache.leaky, cache.pending = leaky, now[:, :, -1:]
+            key_start = max(cache.keys.start, cache.values.start)
+            past_keys = cache.keys.view()[:, :, key_start - cache.keys.start : n + T - 1 - cache.keys.start]
+            past_values = cache.values.view()[:, :, key_start - cache.values.start :]
         queries = keys
         if self.bandwidth is not None:
-            counts = allowed.sum(-1).squeeze(1)  # (B or 1, T): pairs each query reads
-            queries = keys * self.bandwidth(counts)[..., None]  # (B, H, T, h)
+            counts = lag_counts(T, min_lag, max_lag, offset=n, device=x.device)  # (B or 1, T): pairs each query reads
+            queries = keys * self.bandwidth(counts)[..., None]  # (B, H, T, h): scores beta(n) k_t . k_s
         dropout_p = self.attn_dropout if self.training else 0.0
-        y = lagged_attention(queries, keys, values, allowed, dropout_p=dropout_p)  # (B, H, T, h)
-        return self.c_proj(y.transpose(1, 2).reshape(B, T, C))
+        y = lag_read(queries, past_keys, past_values, min_lag, max_lag, offset=n, key_start=key_start, dropout_p=dropout_p)
+        return self.c_proj(y.transpose(1, 2).reshape(B, T, C))  # (B, T, d)
 
 
 class ShortLongMemory(nn.Module):
@@ -100,7 +105,13 @@ class ShortLongMemory(nn.Module):
         window: h, the short-term memory reads lags 1 .. h-1 (thesis 256).
         long_lag: (m_lo, m_hi); the long-term memory reads lags > m, m ~ U{m_lo..m_hi} per
             training sequence, m = m_lo in eval mode (thesis 64, 256).
-        **options: for both :class:`LagMemory` (gated_keys, adaptive_bandwidth, attn_dropout, bias).
+        use_long: read the long-term memory (False: the short-term memory alone, the thesis's
+            "long-term memory removed" evaluation; see also :meth:`set_long_memory`).
+        **options: for both :class:`LagMemory` (gated_keys, adaptive_bandwidth, attn_dropout,
+            bias, leaky_mode, leaky_chunk).
+
+    Shapes:
+        x: (B, T, d) -> (B, T, d); cache: a (short, long) pair of :class:`LagCache`.
 
     Example:
         >>> mem = ShortLongMemory(8, 2, window=4, long_lag=(2, 3)).eval()
@@ -108,57 +119,80 @@ class ShortLongMemory(nn.Module):
         torch.Size([2, 9, 8])
     """
 
-    def __init__(self, dim: int, num_heads: int, *, window: int = 256, long_lag: tuple[int, int] = (64, 256), **options) -> None:
+    def __init__(self, dim: int, num_heads: int, *, window: int = 256, long_lag: tuple[int, int] = (64, 256),
+                 use_long: bool = True, **options: Any) -> None:
         super().__init__()
-        if window < 2 or not 0 <= long_lag[0] <= long_lag[1]:
-            raise ValueError(f"ShortLongMemory: need window >= 2 and 0 <= m_lo <= m_hi, got window={window}, long_lag={long_lag}")
+        check_long_lag("ShortLongMemory", window, long_lag)
         self.window = window
         self.long_lag = tuple(long_lag)
+        self.use_long = use_long
         self.short = LagMemory(dim, num_heads, **options)
         self.long = LagMemory(dim, num_heads, **options)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def set_long_memory(self, on: bool) -> None:
+        """Reads the long-term memory (True) or not (False, the short-term memory alone)."""
+        self.use_long = bool(on)
+
+    def forward(self, x: Tensor, cache: V2Cache | None = None) -> Tensor:
         B = x.shape[0]
+        if cache is not None and self.training:
+            raise ValueError("ShortLongMemory: decoding caches work in eval mode only (in training the long lag m is random)")
+        short_cache, long_cache = (None, None) if cache is None else cache
+        out = self.short(x, 1, self.window - 1, short_cache)
+        if not self.use_long:
+            return out
+        if cache is not None and long_cache.length != short_cache.length - x.shape[1]:
+            raise ValueError("ShortLongMemory: the long-term memory was switched on in the middle of a cached stream; start a new cache")
         m_lo, m_hi = self.long_lag
-        m = torch.randint(m_lo, m_hi + 1, (B,), device=x.device) if self.training else m_lo
-        return self.short(x, 1, self.window - 1) + self.long(x, m + 1)
+        m = torch.randint(m_lo, m_hi + 1, (B,), device=x.device) if self.training and m_hi > m_lo else m_lo
+        return out + self.long(x, m + 1, None, long_cache)
+
+    def extra_repr(self) -> str:
+        return f"window={self.window}, long_lag={self.long_lag}, use_long={self.use_long}"
 
 
-class SwiGLU(nn.Module):
-    """v2 persistent memory: a SwiGLU feed-forward network, ``W_2 (silu(W_1 x) * W_3 x)``.
-
-    Example:
-        >>> SwiGLU(8, 20)(torch.randn(2, 3, 8)).shape
-        torch.Size([2, 3, 8])
-    """
-
-    def __init__(self, dim: int, hidden: int, *, bias: bool = False) -> None:
-        super().__init__()
-        if dim < 1 or hidden < 1:
-            raise ValueError(f"SwiGLU: dim and hidden must be >= 1, got {dim}, {hidden}")
-        self.w1 = nn.Linear(dim, hidden, bias=bias)
-        self.w3 = nn.Linear(dim, hidden, bias=bias)
-        self.w2 = nn.Linear(hidden, dim, bias=bias)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.w2(F.silu(self.w1(x)) * self.w3(x))
+def check_long_lag(owner: str, window: int, long_lag: tuple[int, int]) -> None:
+    """Raise unless window >= 2 and 0 <= m_lo <= m_hi <= window (no lag read by neither memory but lag h)."""
+    if not isinstance(window, int) or window < 2:
+        raise ValueError(f"{owner}: the short window must be an int >= 2 (it reads lags 1 .. window-1), got {window!r}")
+    if len(long_lag) != 2 or not all(isinstance(m, int) for m in long_lag) or not 0 <= long_lag[0] <= long_lag[1]:
+        raise ValueError(f"{owner}: long_lag must be two ints 0 <= m_lo <= m_hi, got {tuple(long_lag)!r}")
+    if long_lag[1] > window:
+        raise ValueError(
+            f"{owner}: long_lag's m_hi ({long_lag[1]}) must be <= the short window ({window}): the long-term memory reads lags > m, "
+            "the short-term memory lags < window, and lags in between would be read by neither (thesis: m in [64, 256], window 256)"
+        )
 
 
 class MosaicV2Block(nn.Module):
-    """Pre-LN v2 block: ``x = x + ShortLong(LN1(x)); x = x + SwiGLU(LN2(x))``.
+    """Pre-LN v2 block: ``x = x + drop(ShortLong(LN1(x))); x = x + drop(SwiGLU(LN2(x)))``.
+
+    Args:
+        dim, num_heads: width d and heads H of each memory.
+        hidden: SwiGLU hidden width (default 3 d, the thesis's Small ratio 6144 / 2048).
+        bias: bias in the linear maps and LayerNorms.
+        resid_dropout: dropout on both residual branches.
+        **memory_options: for :class:`ShortLongMemory` (window, long_lag, use_long, gated_keys,
+            adaptive_bandwidth, attn_dropout, leaky_mode, leaky_chunk).
 
     Example:
         >>> MosaicV2Block(8, 2, hidden=16, window=4, long_lag=(2, 3))(torch.randn(2, 6, 8)).shape
         torch.Size([2, 6, 8])
     """
 
-    def __init__(self, dim: int, num_heads: int, *, hidden: int | None = None, bias: bool = False, **memory_options) -> None:
+    def __init__(self, dim: int, num_heads: int, *, hidden: int | None = None, bias: bool = False, resid_dropout: float = 0.0,
+                 **memory_options: Any) -> None:
         super().__init__()
-        self.ln1 = nn.LayerNorm(dim, bias=bias)
+        check_dropout("MosaicV2Block", resid_dropout=resid_dropout)
+        self.ln1 = nn.LayerNorm(dim, eps=1e-5, bias=bias)
         self.memory = ShortLongMemory(dim, num_heads, bias=bias, **memory_options)
-        self.ln2 = nn.LayerNorm(dim, bias=bias)
-        self.ffn = SwiGLU(dim, hidden or 4 * dim, bias=bias)
+        self.ln2 = nn.LayerNorm(dim, eps=1e-5, bias=bias)
+        self.ffn = SwiGLU(dim, hidden or 3 * dim, bias=bias)
+        self.resid_drop = nn.Dropout(resid_dropout)
 
-    def forward(self, x: Tensor) -> Tensor:
-        x = x + self.memory(self.ln1(x))
-        return x + self.ffn(self.ln2(x))
+    def new_cache(self) -> V2Cache:
+        return LagCache(), LagCache()
+
+    def forward(self, x: Tensor, cache: V2Cache | None = None) -> Tensor:
+        x = x + self.resid_drop(self.memory(self.ln1(x), cache))
+        return x + self.resid_drop(self.ffn(self.ln2(x)))
