@@ -419,14 +419,14 @@ EXPERIMENTS: dict[str, Experiment] = {
 
 def _rich_experiments() -> list[Experiment]:
     """E1-E3 of the rich-features issue (thesis ch. 2; hetmem.experiments.rich), at IRM's scale and reduced for a CPU."""
-    from hetmem.experiments.rich import RICH_EXPERIMENTS, RICH_TEXT, rich_cells, rich_scale_text, rich_seeds
+    from hetmem.experiments.rich import RICH_EXPERIMENTS, RICH_TEXT, SCALES, rich_cells, rich_scale_text, rich_seeds
 
     out = []
     for name, spec in RICH_EXPERIMENTS.items():
         title, question, columns = RICH_TEXT[spec.study]
 
-        def cells(tiny: bool, study: str = spec.study) -> list[Cell]:
-            return [Cell(p, ()) for p in rich_cells(study, tiny)]
+        def cells(tiny: bool, study: str = spec.study, sizes: tuple[int, ...] = SCALES[spec.scale].cat_sizes) -> list[Cell]:
+            return [Cell(p, ()) for p in rich_cells(study, tiny, sizes)]
 
         suffix = "" if spec.scale == "irm" else " (reduced, CPU)"
         out.append(Experiment(name, title + suffix, question, rich_scale_text(name), cells, kind="rich",

@@ -84,7 +84,7 @@ class RichScale:
 
 SCALES = {
     "irm": RichScale("irm"),  # the thesis's scale: 390 wide, 2 x 25,000 digits, RFC's fixed round steps
-    "cpu": RichScale("cpu", hidden_dim=64, train_digits=10_000, stop="worst-group", cat_sizes=(1, 2, 5)),
+    "cpu": RichScale("cpu", hidden_dim=64, train_digits=6_000, stop="worst-group", cat_sizes=(1, 2, 5)),
     "tiny": RichScale("tiny", hidden_dim=16, train_digits=None, stop="fixed", step_scale=0.01, cat_sizes=(1, 2)),
 }
 
@@ -99,15 +99,15 @@ WORST_OF = ("reversed", "flip0.1", "flip0.5")
 
 
 # ----- cells ------------------------------------------------------------------------------------
-def rich_cells(study: str, tiny: bool) -> list[dict[str, Any]]:
-    """The cell params of E1 / E2 / E3 (``tiny``: two cells)."""
+def rich_cells(study: str, tiny: bool, cat_sizes: Sequence[int] = CAT_SIZES) -> list[dict[str, Any]]:
+    """The cell params of E1 / E2 / E3 (``tiny``: two cells; ``cat_sizes``: the n of Cat_n)."""
     if study == "e1":
         cells = [{"method": "erm", "init": "oracle"}]
         cells += [{"method": m, "init": i} for m in METHODS for i in INITS if not (m == "erm" and i == "erm")]
     elif study == "e2":
         cells = [{"method": "erm", "init": "rand"}] + [{"method": m, "init": "bonsai-cf"} for m in METHODS]
     elif study == "e3":
-        cells = [{"features": f"cat{n}", "head": h} for n in CAT_SIZES for h in ("erm", "vrex")]
+        cells = [{"features": f"cat{n}", "head": h} for n in cat_sizes for h in ("erm", "vrex")]
         cells += [{"features": "bonsai", "head": h} for h in ("erm", "vrex")]
     else:
         raise ValueError(f"unknown rich study {study!r}")
@@ -261,6 +261,8 @@ def _fit_cat(ctx: _Context, dataset: str, features: str, head: str) -> tuple[dic
     else:
         n = int(features.removeprefix("cat"))
         nets, _ = ctx.cat_members(dataset)
+        if n > len(nets):
+            raise ValueError(f"Cat_{n} needs {n} networks per seed; the {scale.name} scale trains {len(nets)}")
         chosen = nets[:n]
         ftrain, ftests = _frozen(lambda x: torch.cat([net.features(x) for net in chosen], dim=-1), train, tests)
         weight = torch.cat([net.head.weight.detach() for net in chosen], dim=1) / n  # (M, n H, 1)
@@ -294,9 +296,9 @@ RICH_EXPERIMENTS: dict[str, RichSpec] = {
 
 _IRM_SCALE = ("colored-mnist scale: irm (2 x 25,000 training digits, 4 test environments of 10,000), IRM's MLP 390 wide, "
               "full-batch Adam 5e-4, 5 seeds trained at once (each its own data draw, split_seed = seed)")
-_CPU_SCALE = ("REDUCED for a CPU: colored-mnist scale: irm on the first 10,000 shuffled training digits (2 x 5,000; the "
+_CPU_SCALE = ("REDUCED for a CPU: colored-mnist scale: irm on the first 6,000 shuffled training digits (2 x 3,000; the "
               "same 10,000-digit test environments), the MLP 64 wide instead of 390, seeds 0-1, Bonsai's rounds early-stopped "
-              "on worst-group validation (10% held out); every step budget as at full scale")
+              "on worst-group validation (10% held out); Cat_n for n = 1, 2, 5; every step budget as at full scale")
 RICH_TEXT = {  # study -> (title, question, columns)
     "e1": ("Table 2.4: invariant-learning methods x initialisation on Colored MNIST",
            "Do rich (Bonsai) initialisations and frozen Bonsai representations help IRMv1, vREx, Fishr, SD, IGA and CLOvE "
