@@ -96,7 +96,11 @@ def _bonsai_note(rows: list[dict[str, Any]]) -> list[str]:
 def rich_section(exp: Any, rows: list[dict[str, Any]]) -> list[str]:
     """Markdown lines for experiment ``exp`` (kind ``rich``)."""
     study = exp.name.split("-")[1]
-    parts: list[str] = []
+    devices = sorted({f"{r['config']['device']} ({r['config'].get('matmul', 'fp32')} matmul)" for r in rows})
+    gpu = exp.name in ("rich-e1", "rich-e2", "rich-e3")
+    parts: list[str] = [f"*Command:* `hetmem experiment {exp.name} --device DEVICE`"
+                        + (" or `bash scripts/gpu_rich.sh OUT_DIR` (E1-E3 on CUDA, `python -m hetmem.experiments.rich_cli`)" if gpu else "")
+                        + f"; trained on {', '.join(devices)}, every seed of a cell at once.", ""]
     if study in ("e1", "e2"):
         cells = _by(rows, "method", "init")
         inits = [i for i in (("oracle",) + INITS if study == "e1" else ("rand", "bonsai-cf")) if any(k[1] == i for k in cells)]
