@@ -7,7 +7,7 @@ from hetmem.train.config import resolve_config
 
 NAMES = ["hma-defaults", "colored-mnist", "ablation", "molecules-ood", "memory-sweep", "capacity", "scarcity", "inference",
          "efficiency", "massl", "moons", "regbench", "charlm"]
-RICH = ["rich-e1", "rich-e2", "rich-e3", "rich-e1-cpu", "rich-e2-cpu", "rich-e3-cpu"]  # kind "rich": no config layers (tests/experiments/test_rich.py)
+RICH = ["rich-e1", "rich-e2", "rich-e3", "rich-h1", "rich-e1-cpu", "rich-e2-cpu", "rich-e3-cpu", "rich-h1-cpu"]  # kind "rich": no config layers (tests/experiments/test_rich.py)
 
 
 def resolve(cell):

@@ -74,7 +74,9 @@ def test_the_gpu_script_runs_on_a_cpu_without_the_training_extras(wheel_root, tm
                           capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     rows = list(ResultsStore(out / "store.jsonl").rows())
-    assert sorted({r["experiment"] for r in rows}) == ["rich-e1", "rich-e2", "rich-e3"] and len(rows) == 6
+    assert sorted({r["experiment"] for r in rows}) == ["rich-e1", "rich-e2", "rich-e3", "rich-h1"] and len(rows) == 8
+    hma = next(r for r in rows if r["experiment"] == "rich-h1" and r["cell"]["head"] == "hma")
+    assert {"k0", "k10", "k50", "k200", "worst"} <= set(hma["metrics"]["final"])
     assert "gpu_rich.sh: done in" in done.stdout
     missing = subprocess.run(["bash", str(ROOT / "scripts" / "gpu_rich.sh"), str(out)], capture_output=True, text=True,
                              env={**env, "HETMEM_DATA": str(tmp_path / "none")}, timeout=60)

@@ -106,6 +106,10 @@ def rich_cells(study: str, tiny: bool, cat_sizes: Sequence[int] = CAT_SIZES) -> 
         cells += [{"method": m, "init": i} for m in METHODS for i in INITS if not (m == "erm" and i == "erm")]
     elif study == "e2":
         cells = [{"method": "erm", "init": "rand"}] + [{"method": m, "init": "bonsai-cf"} for m in METHODS]
+    elif study == "h1":
+        from hetmem.experiments.rich_h1 import h1_cells
+
+        return h1_cells(tiny)
     elif study == "e3":
         cells = [{"features": f"cat{n}", "head": h} for n in cat_sizes for h in ("erm", "vrex")]
         cells += [{"features": "bonsai", "head": h} for h in ("erm", "vrex")]
@@ -193,6 +197,17 @@ class _Context:
 
         return self._get(("cat", dataset), build)
 
+    def oracle_net(self, dataset: str) -> MemberMLP:
+        """An ERM MLP per seed trained on the colour-free environments (p = 0.5), 480 steps."""
+        def build() -> MemberMLP:
+            train, _ = self.data("oracle")
+            net = _fresh(self.seeds, train, self.scale, stream=400)
+            fit_full_batch(net, create_objective("erm", num_envs=2), train, steps=self.scale.steps(480), lr=self.scale.lr,
+                           l2=DATASETS[dataset]["l2"])
+            return net
+
+        return self._get(("oracle-net", dataset), build)[0]
+
 
 def _fresh(seeds: Sequence[int], train: EnvData, scale: RichScale, stream: int) -> MemberMLP:
     return MemberMLP(seeds, in_features=train.x[0].shape[-1], hidden_dim=scale.hidden_dim, stream=stream).to(train.x[0].device)
@@ -248,25 +263,36 @@ def _fit_method(ctx: _Context, dataset: str, method: str, init: str) -> tuple[di
     return hparams, curve, {"train": train_acc}
 
 
-def _fit_cat(ctx: _Context, dataset: str, features: str, head: str) -> tuple[dict[str, Any], Any, Any]:
-    """A linear head (ERM or vREx) on frozen features: Cat_n (the n first ERM MLPs of each seed,
-    concatenated, head initialised to [w_1; ...; w_n] / n) or Bonsai-cf."""
-    scale = ctx.scale
-    train, tests = ctx.data(dataset)
-    if features == "bonsai":
+def frozen_representation(ctx: _Context, dataset: str, name: str):
+    """(features(x) -> (M, N, H), head weight (M, H, 1), head bias (M, 1)) of a frozen representation:
+    ``bonsai`` (Bonsai-cf, head = the mean of the synthesis heads), ``catN`` (the first N of each seed's
+    separately trained ERM MLPs, concatenated, head [w_1; ...; w_N] / N: the two-stage init of
+    ``hetmem.models.rich.cat.concat_heads``), ``erm`` (= cat1), ``oracle`` (an ERM MLP trained on the
+    colour-free environments)."""
+    if name == "bonsai":
         bonsai, _ = ctx.bonsai(dataset)
         init = bonsai.initialization()
-        ftrain, ftests = _frozen(bonsai.features, train, tests)
-        weight, bias = init.head.weight, init.head.bias
-    else:
-        n = int(features.removeprefix("cat"))
-        nets, _ = ctx.cat_members(dataset)
-        if n > len(nets):
-            raise ValueError(f"Cat_{n} needs {n} networks per seed; the {scale.name} scale trains {len(nets)}")
-        chosen = nets[:n]
-        ftrain, ftests = _frozen(lambda x: torch.cat([net.features(x) for net in chosen], dim=-1), train, tests)
-        weight = torch.cat([net.head.weight.detach() for net in chosen], dim=1) / n  # (M, n H, 1)
-        bias = torch.stack([net.head.bias.detach() for net in chosen]).mean(0)
+        return bonsai.features, init.head.weight.detach(), init.head.bias.detach()
+    if name == "oracle":
+        net = ctx.oracle_net(dataset)
+        return net.features, net.head.weight.detach(), net.head.bias.detach()
+    n = 1 if name == "erm" else int(name.removeprefix("cat"))
+    nets, _ = ctx.cat_members(dataset)
+    if n > len(nets):
+        raise ValueError(f"Cat_{n} needs {n} networks per seed; the {ctx.scale.name} scale trains {len(nets)}")
+    chosen = nets[:n]
+    weight = torch.cat([net.head.weight.detach() for net in chosen], dim=1) / n  # (M, n H, 1)
+    bias = torch.stack([net.head.bias.detach() for net in chosen]).mean(0)
+    return (lambda x: torch.cat([net.features(x) for net in chosen], dim=-1)), weight, bias
+
+
+def _fit_cat(ctx: _Context, dataset: str, features: str, head: str) -> tuple[dict[str, Any], Any, Any]:
+    """A linear head (ERM or vREx) on frozen features (:func:`frozen_representation`), started at the
+    representation's own head, trained for Bonsai-cf's budget."""
+    scale = ctx.scale
+    train, tests = ctx.data(dataset)
+    feature_fn, weight, bias = frozen_representation(ctx, dataset, features)
+    ftrain, ftests = _frozen(feature_fn, train, tests)
     model = _head_from(weight, bias, ctx.seeds)
     stride = scale.steps(stride_of("bonsai-cf", head))
     budget = stride * EVALS["*"]
@@ -290,7 +316,9 @@ class RichSpec:
 
 RICH_EXPERIMENTS: dict[str, RichSpec] = {
     "rich-e1": RichSpec("e1", "irm"), "rich-e2": RichSpec("e2", "irm"), "rich-e3": RichSpec("e3", "irm"),
+    "rich-h1": RichSpec("h1", "irm"),
     "rich-e1-cpu": RichSpec("e1", "cpu"), "rich-e2-cpu": RichSpec("e2", "cpu"), "rich-e3-cpu": RichSpec("e3", "cpu"),
+    "rich-h1-cpu": RichSpec("h1", "cpu"),
 }
 
 
@@ -309,6 +337,9 @@ RICH_TEXT = {  # study -> (title, question, columns)
     "e3": ("Cat_n (frozen concatenation of n ERM networks) vs Bonsai-cf on Colored MNIST",
            "Does concatenating n independently trained ERM networks give a representation on which an ERM or vREx head "
            "generalises out of distribution, and how does it compare with a frozen Bonsai representation (spec E3)?", ("head",)),
+    "h1": ("H1: a memory (HMA) head on frozen ERM, Cat5, Bonsai and oracle features, and k reversed examples in its queue",
+           "Does an HMA head on richer frozen features generalise better, and does writing k labelled reversed-environment "
+           "examples into its queue at inference (no gradient step) help more on richer features (spec §6, H1)?", ("head",)),
 }
 
 
@@ -351,9 +382,11 @@ def run_rich(name: str, todo: list[Any], store: Any, *, tiny: bool, device: str 
     for runs in cells.values():
         params = runs[0].params
         start = time.perf_counter()
-        if spec.study == "e3":
-            hparams, curve, extra = _fit_cat(ctx, dataset, params["features"], params["head"])
-            upstream = "bonsai" if params["features"] == "bonsai" else "cat"
+        if spec.study in ("e3", "h1"):
+            from hetmem.experiments.rich_h1 import fit_h1
+
+            hparams, curve, extra = fit_h1(ctx, dataset, params["features"], params["head"])
+            upstream = {"bonsai": "bonsai", "oracle": None}.get(params["features"], "cat")
         else:
             hparams, curve, extra = _fit_method(ctx, dataset, params["method"], params["init"])
             upstream = "bonsai" if params["init"].startswith("bonsai") else None

@@ -97,9 +97,9 @@ def rich_section(exp: Any, rows: list[dict[str, Any]]) -> list[str]:
     """Markdown lines for experiment ``exp`` (kind ``rich``)."""
     study = exp.name.split("-")[1]
     devices = sorted({f"{r['config']['device']} ({r['config'].get('matmul', 'fp32')} matmul)" for r in rows})
-    gpu = exp.name in ("rich-e1", "rich-e2", "rich-e3")
+    gpu = exp.name in ("rich-e1", "rich-e2", "rich-e3", "rich-h1")
     parts: list[str] = [f"*Command:* `hetmem experiment {exp.name} --device DEVICE`"
-                        + (" or `bash scripts/gpu_rich.sh OUT_DIR` (E1-E3 on CUDA, `python -m hetmem.experiments.rich_cli`)" if gpu else "")
+                        + (" or `bash scripts/gpu_rich.sh OUT_DIR` (E1-E3 and H1 on CUDA, `python -m hetmem.experiments.rich_cli`)" if gpu else "")
                         + f"; trained on {', '.join(devices)}, every seed of a cell at once.", ""]
     if study in ("e1", "e2"):
         cells = _by(rows, "method", "init")
@@ -122,6 +122,26 @@ def rich_section(exp: Any, rows: list[dict[str, Any]]) -> list[str]:
             parts += ["", "The thesis's Table 2.5 (Bonsai-cf; Colored / Inverse Colored MNIST, %): "
                       + "; ".join(f"{m} {a} / {b}" for m, (a, b) in THESIS_TABLE_2_5.items()) + "; PI 70.9 / 51.0 "
                       "(PI is not implemented here)."]
+    elif study == "h1":
+        cells = _by(rows, "features", "head")
+        feats = [f for f in ("erm", "cat5", "bonsai", "oracle") if any(k[0] == f for k in cells)]
+        heads = [h for h in ("erm", "vrex", "hma") if any(k[1] == h for k in cells)]
+        parts += ["**Fixed budget** — heads on frozen features; worst test-environment accuracy, %:", ""]
+        parts += _grid(cells, feats, heads, _final)
+        parts += ["", "Reversed-colour accuracy of the same heads, %:", ""]
+        parts += _grid(cells, feats, heads, lambda rs: _final(rs, "reversed"))
+        hma = {k: v for k, v in cells.items() if k[1] == "hma"}
+        if hma:
+            shots = [c for c in ("k0", "k10", "k50", "k200") if c in next(iter(hma.values()))[0]["metrics"]["final"]]
+            parts += ["", "HMA with k labelled reversed-environment rows written into its (emptied) queue at inference, no "
+                      "gradient step; reversed accuracy on the rows after the first 200 (the same rows for every k; k0 = the "
+                      "queue of training features), %:", "", "| features | " + " | ".join(shots) + " | gain k200 - k0 |",
+                      "|---|" + "---|" * (len(shots) + 1)]
+            for f in feats:
+                if (f, "hma") in hma:
+                    rs = hma[(f, "hma")]
+                    gain = [r["metrics"]["final"]["k200"] - r["metrics"]["final"]["k0"] for r in rs] if "k200" in shots else []
+                    parts.append(f"| {f} | " + " | ".join(_final(rs, c) for c in shots) + f" | {_pct(gain)} |")
     else:
         cells = _by(rows, "features", "head")
         feats = [f for f in ("cat1", "cat2", "cat5", "cat10", "bonsai") if any(k[0] == f for k in cells)]
