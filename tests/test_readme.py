@@ -73,7 +73,7 @@ TINY.update({  # rich features; scale irm reads the small wheel the test writes 
     "hetmem train --task colored-mnist --variant none --set task_options.scale=irm --set batch_size=50000 --epochs 501 "
     "--set objective.name=irmv1 --set objective.penalty_weight=91257 --set objective.anneal_steps=190 --set objective.l2=0.0011": [
         *TRAIN, "--set", "batch_size=64", "--set", "objective.anneal_steps=0"],
-    "hetmem experiment rich-e1-cpu rich-e2-cpu rich-e3-cpu --device cpu": ["--tiny", "--seeds", "0"],
+    "hetmem experiment rich-e1-cpu rich-e2-cpu rich-e3-cpu rich-h1-cpu --device cpu": ["--tiny", "--seeds", "0"],
     "hetmem bench bonsai --threads 1": ["--fraction", "0.01"],
 })
 NEEDS_DOWNLOAD: dict[str, str] = {}  # README command -> why it cannot run offline (the README must say so too)
