@@ -69,9 +69,9 @@ TINY.update({  # sequence tasks; shakespeare reads the small archive the test wr
 })
 TINY.update({  # rich features; scale irm reads the small wheel the test writes into HETMEM_DATA
     "hetmem train --task colored-mnist --variant none --set objective.name=vrex --set objective.penalty_weight=1e4 "
-    "--set objective.anneal_steps=100": [*TRAIN, "--set", "objective.anneal_steps=0"],
+    "--set objective.anneal_steps=100 --out runs/vrex": [*TRAIN, "--set", "objective.anneal_steps=0"],
     "hetmem train --task colored-mnist --variant none --set task_options.scale=irm --set batch_size=50000 --epochs 501 "
-    "--set objective.name=irmv1 --set objective.penalty_weight=91257 --set objective.anneal_steps=190 --set objective.l2=0.0011": [
+    "--set objective.name=irmv1 --set objective.penalty_weight=91257 --set objective.anneal_steps=190 --set objective.l2=0.0011 --out runs/irm": [
         *TRAIN, "--set", "batch_size=64", "--set", "objective.anneal_steps=0"],
     "hetmem experiment rich-e1-cpu rich-e2-cpu rich-e3-cpu rich-h1-cpu --device cpu": ["--tiny", "--seeds", "0"],
     "hetmem bench bonsai --threads 1": ["--fraction", "0.01"],
